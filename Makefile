@@ -1,0 +1,109 @@
+# matchlock - see README.md. Targets: all, test, unit, fuzz-run, e2e, asan, bench, install, clean.
+PREFIX  ?= /usr/local
+VERSION ?= 0.1.0
+COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILT   := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-protector-strong
+PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+B        := build
+DATA     := $(B)/lib/matchlock
+LIB_SRCS := $(wildcard base/*.c vmm/*.c oci/*.c ext4/*.c rpc/*.c) agent/proto.c $(filter-out cli/main.c,$(wildcard cli/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+AGENT_SRCS := $(filter-out agent/proto.c,$(wildcard agent/*.c)) agent/proto.c base/err.c base/log.c
+AGENT_OBJS := $(AGENT_SRCS:%.c=$(B)/agent-obj/%.o)
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRCS  := $(wildcard tests/fuzz/*.c)
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+TOOL_SRCS  := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
+
+.PHONY: all setup test unit fuzz fuzz-run e2e asan bench install uninstall clean
+all: $(B)/bin/matchlock $(DATA)/agent $(DATA)/images/default.tar $(TOOL_BINS)
+
+setup:
+	sh scripts/setup.sh
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libmatchlock.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/bin/matchlock: cli/main.c $(B)/libmatchlock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -DML_VERSION='"$(VERSION)"' -DML_COMMIT='"$(COMMIT)"' \
+	  -DML_BUILT='"$(BUILT)"' $< $(B)/libmatchlock.a $(PKG_LIBS) -o $@
+
+# The guest agent is PID 1 of every VM: static, no NSS, libseccomp linked in.
+$(B)/agent-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DML_AGENT -MMD -MP -c $< -o $@
+
+$(DATA)/agent: $(AGENT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -static $(CFLAGS) $^ -l:libseccomp.a -o $@
+
+$(DATA)/images/default.tar: scripts/mkdefaultimage.sh
+	@mkdir -p $(dir $@)
+	sh scripts/mkdefaultimage.sh $@
+
+$(B)/tests/tools/%: tests/tools/%.c $(B)/libmatchlock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(B)/libmatchlock.a $(PKG_LIBS) -o $@
+
+$(B)/tests/%: tests/unit/%.c $(B)/libmatchlock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(B)/libmatchlock.a $(PKG_LIBS) -lcmocka -o $@
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# libFuzzer targets, built with clang + ASan/UBSan against the library sources directly.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< $(LIB_SRCS) $(PKG_LIBS) -o $@
+fuzz: $(FUZZ_BINS)
+FUZZ_SECONDS ?= 20
+fuzz-run: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz-corpus/$$n; \
+	  echo "== fuzz $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(B)/fuzz-corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; done
+
+e2e: all
+	sh tests/run-e2e.sh
+
+test: all unit fuzz-run e2e
+
+# ASan+UBSan build of the library, unit tests and fuzz targets.
+asan:
+	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-unused-command-line-argument" unit
+	$(MAKE) B=build-asan FUZZ_SECONDS=10 fuzz-run
+
+bench: all
+	sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/matchlock
+	install -m 0755 $(B)/bin/matchlock $(DESTDIR)$(PREFIX)/bin/matchlock
+	rm -rf $(DESTDIR)$(PREFIX)/lib/matchlock.new
+	cp -a $(DATA) $(DESTDIR)$(PREFIX)/lib/matchlock.new
+	chmod -R a+rX,go-w $(DESTDIR)$(PREFIX)/lib/matchlock.new
+	rm -rf $(DESTDIR)$(PREFIX)/lib/matchlock && mv $(DESTDIR)$(PREFIX)/lib/matchlock.new $(DESTDIR)$(PREFIX)/lib/matchlock
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/matchlock $(DESTDIR)$(PREFIX)/lib/matchlock
+
+clean:
+	rm -rf $(B)/obj $(B)/agent-obj $(B)/bin $(B)/tests $(B)/fuzz $(B)/libmatchlock.a build-asan
+
+-include $(shell find $(B)/obj $(B)/agent-obj -name '*.d' 2>/dev/null)

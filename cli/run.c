@@ -1,0 +1,269 @@
+/* cli/run.c - `matchlock run`: flags, validation in the reference's order, command composition
+ * (Docker semantics), then one sandbox and one exec wired to this terminal. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/loop.h"
+#include "cli/args.h"
+#include "cli/cmds.h"
+#include "cli/execio.h"
+#include "cli/specs.h"
+#include "rpc/sandbox.h"
+
+struct run_flags {
+	char *image, *workspace, *hostname, *workdir, *user, *entrypoint;
+	struct strv volume, disk, env, env_file, secret, allow_host, add_host, dns, publish, address;
+	long mtu, memory, timeout, disk_size, graceful_ms;
+	double cpus;
+	bool no_network, intercept, detach, tty, interactive, pull, rm, privileged;
+	bool timeout_set;
+};
+
+static struct flag *run_flag_table(struct run_flags *f)
+{
+	static struct flag t[40];
+	struct flag tmp[] = {
+		{ "image", 0, FLAG_STRING, &f->image, "Image reference (registry ref or local tag)", NULL, false, false },
+		{ "workspace", 0, FLAG_STRING, &f->workspace, "Guest mount point of the VFS tree", NULL, true, false },
+		{ "volume", 'v', FLAG_STRING_LIST, &f->volume, "host:guest[:ro|overlay|host_fs] mount (requires --workspace)", NULL, true, false },
+		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, true, false },
+		{ "env", 'e', FLAG_STRING_ARRAY, &f->env, "Environment variable KEY=VALUE or KEY (from the host)", NULL, false, false },
+		{ "env-file", 0, FLAG_STRING_ARRAY, &f->env_file, "File of KEY=VALUE or KEY lines", NULL, false, false },
+		{ "secret", 0, FLAG_STRING_LIST, &f->secret, "Secret NAME=VALUE@host1,host2 or NAME@host1,... (value from $NAME)", NULL, true, false },
+		{ "allow-host", 0, FLAG_STRING_LIST, &f->allow_host, "Allowed hosts (globs); enables interception", NULL, true, false },
+		{ "add-host", 0, FLAG_STRING_LIST, &f->add_host, "host:ip entry for the guest's /etc/hosts", NULL, false, false },
+		{ "dns-servers", 0, FLAG_STRING_LIST, &f->dns, "Guest DNS servers", "[8.8.8.8,8.8.4.4]", false, false },
+		{ "hostname", 0, FLAG_STRING, &f->hostname, "Guest hostname (default: the VM id)", NULL, false, false },
+		{ "mtu", 0, FLAG_INT, &f->mtu, "Guest NIC MTU", "1500", false, false },
+		{ "no-network", 0, FLAG_BOOL, &f->no_network, "No guest NIC and no egress", NULL, false, false },
+		{ "network-intercept", 0, FLAG_BOOL, &f->intercept, "Force the interception proxy", NULL, true, false },
+		{ "publish", 'p', FLAG_STRING_ARRAY, &f->publish, "[LOCAL:]REMOTE host->guest TCP forward", NULL, true, false },
+		{ "address", 0, FLAG_STRING_LIST, &f->address, "Bind addresses for --publish", "[127.0.0.1]", true, false },
+		{ "cpus", 0, FLAG_FLOAT, &f->cpus, "vCPUs (fractional: rounded up, plus a CPU quota)", "1", false, false },
+		{ "memory", 0, FLAG_INT, &f->memory, "Guest memory in MB", "512", false, false },
+		{ "timeout", 0, FLAG_INT, &f->timeout, "Deadline for the whole run in seconds (only when given)", "300", false, false },
+		{ "disk-size", 0, FLAG_INT, &f->disk_size, "Writable disk size in MB", "5120", false, false },
+		{ "detach", 'd', FLAG_BOOL, &f->detach, "Run in the background and print the VM id", NULL, true, false },
+		{ "tty", 't', FLAG_BOOL, &f->tty, "Allocate a pseudo-TTY (with -i)", NULL, false, false },
+		{ "interactive", 'i', FLAG_BOOL, &f->interactive, "Attach stdin", NULL, false, false },
+		{ "pull", 0, FLAG_BOOL, &f->pull, "Always pull the image from its registry", NULL, true, false },
+		{ "rm", 0, FLAG_BOOL, &f->rm, "Remove the sandbox after the command exits", "true", false, false },
+		{ "privileged", 0, FLAG_BOOL, &f->privileged, "No in-guest seccomp, capability drop or no_new_privs", NULL, false, false },
+		{ "workdir", 'w', FLAG_STRING, &f->workdir, "Working directory in the guest", NULL, false, false },
+		{ "user", 'u', FLAG_STRING, &f->user, "uid, uid:gid or user name (overrides the image's USER)", NULL, false, false },
+		{ "entrypoint", 0, FLAG_STRING, &f->entrypoint, "Override the image ENTRYPOINT (empty clears it)", NULL, false, false },
+		{ "graceful-shutdown", 0, FLAG_DURATION, &f->graceful_ms, "Grace period for VM stop at cleanup", "0s", false, false },
+		{ NULL, 0, 0, NULL, NULL, NULL, false, false },
+	};
+	memcpy(t, tmp, sizeof(tmp));
+	return t;
+}
+
+static void run_help(struct flag *t)
+{
+	printf("Create a sandbox from an image, run a command in it, and (by default) remove it.\n\n"
+	       "Usage:\n  matchlock run [flags] [--] [command...]\n\nFlags:\n");
+	args_print_flags(t);
+}
+
+static int validate_numbers(const struct run_flags *f, const struct flag *t, struct ml_err *e)
+{
+	long host = sysconf(_SC_NPROCESSORS_ONLN);
+	if (f->mtu <= 0)
+		return ml_err_set(e, -EINVAL, "--mtu must be > 0");
+	if (!isfinite(f->cpus) || f->cpus <= 0)
+		return ml_err_set(e, -EINVAL, "--cpus must be a finite number > 0");
+	if (ceil(f->cpus) > (double)host)
+		return ml_err_set(e, -EINVAL, "--cpus must be <= host cpus (%ld)", host);
+	/* The guest kernel and agent need about 100 MB before anything runs. */
+	if (f->memory < 128)
+		return ml_err_set(e, -EINVAL, "--memory must be >= 128 (MB), got %ld", f->memory);
+	if (f->disk_size < 64)
+		return ml_err_set(e, -EINVAL, "--disk-size must be >= 64 (MB), got %ld", f->disk_size);
+	if (args_find(t, "timeout")->set && f->timeout <= 0)
+		return ml_err_set(e, -EINVAL, "--timeout must be > 0");
+	return 0;
+}
+
+static int validate(const struct run_flags *f, const struct flag *t, struct ml_err *e)
+{
+	if (f->detach && (f->tty || f->interactive))
+		return ml_err_set(e, -EINVAL, "--detach cannot be combined with -t/--tty or -i/--interactive");
+	int r = validate_numbers(f, t, e);
+	if (r < 0)
+		return r;
+	if (f->no_network) {
+		if (f->allow_host.n)
+			return ml_err_set(e, -EINVAL, "--no-network cannot be combined with --allow-host");
+		if (f->secret.n)
+			return ml_err_set(e, -EINVAL, "--no-network cannot be combined with --secret");
+		if (f->intercept)
+			return ml_err_set(e, -EINVAL, "--no-network cannot be combined with --network-intercept");
+	}
+	for (const struct flag *x = t; x->name; x++)
+		if (x->later && x->set)
+			return ml_err_set(e, -ENOTSUP, "--%s is not supported yet", x->name);
+	return 0;
+}
+
+/* Docker semantics: ENTRYPOINT always first; user args replace CMD. */
+static void compose_argv(const struct run_flags *f, const struct oci_config *c, const struct strv *args,
+			 struct strv *out)
+{
+	if (f->entrypoint) {
+		if (*f->entrypoint)
+			strv_add(out, f->entrypoint);
+	} else {
+		for (char **p = c->entrypoint; p && *p; p++)
+			strv_add(out, *p);
+	}
+	if (args->n) {
+		for (size_t i = 0; i < args->n; i++)
+			strv_add(out, args->v[i]);
+	} else if (!f->entrypoint || !*f->entrypoint) {
+		/* Docker drops the image CMD when --entrypoint is given. */
+		for (char **p = c->cmd; p && *p && !f->entrypoint; p++)
+			strv_add(out, *p);
+	}
+}
+
+static void on_sandbox_dead(void *arg, const char *msg)
+{
+	(void)arg;
+	execio_vm_died(msg);
+}
+
+static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandbox *sb,
+			 struct strv *argv, struct strv *env, struct ml_err *e)
+{
+	const struct oci_config *c = sandbox_image_config(sb);
+	struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+	bool it = f->tty && f->interactive;
+	if (it && (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 || !ws.ws_row))
+		ws = (struct winsize){ .ws_row = 24, .ws_col = 80 };
+	struct proto_exec x = {
+		.argv = argv->v, .env = env->v,
+		.cwd = f->workdir && *f->workdir ? f->workdir : (c->workdir && *c->workdir ? c->workdir : "/"),
+		.user = f->user && *f->user ? f->user : c->user,
+		.flags = (it ? EXF_TTY : 0) | (f->interactive ? EXF_STDIN : 0) | (f->privileged ? EXF_PRIVILEGED : 0),
+		.rows = ws.ws_row, .cols = ws.ws_col,
+	};
+	struct execio_opts o = { .tty = it, .stdin_open = f->interactive,
+				 .timeout_s = f->timeout_set ? f->timeout : 0,
+				 .log_fd = sandbox_log_fd(sb) };
+	int code = 0;
+	int end = execio_run(loop, sandbox_ctl(sb), &x, &o, &code, e);
+	switch (end) {
+	case EXECIO_EXITED: return code;
+	case EXECIO_SIGNALED: return code;
+	case EXECIO_TIMEOUT:
+		ml_err_set(e, -ETIMEDOUT, "executing command: timed out after %ld s (the sandbox was killed)", f->timeout);
+		return -1;
+	case EXECIO_FAILED: {
+		/* Exit codes a shell would give, so scripts that test for them keep working. */
+		int st = strstr(e->msg, "No such file or directory") && !strstr(e->msg, "working directory") ? 127
+			: strstr(e->msg, "Permission denied") ? 126 : 1;
+		ml_err_wrap(e, "executing command");
+		fprintf(stderr, "%s\n", e->msg);
+		return st;
+	}
+	default:
+		ml_err_wrap(e, "executing command");
+		return -1;
+	}
+}
+
+static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env, struct strv *hosts,
+		       struct ml_err *e)
+{
+	static const char *default_dns[] = { "8.8.8.8", "8.8.4.4", NULL };
+	struct ml_loop *loop = NULL;
+	if (ml_loop_new(&loop) < 0 || execio_signals_init(e) < 0)
+		return ml_err_set(e, -ENOMEM, "event loop setup failed");
+	struct sandbox_opts so = {
+		.image = f->image, .cpus = f->cpus, .mem_mb = (unsigned)f->memory,
+		.disk_mb = (uint64_t)f->disk_size, .hostname = f->hostname,
+		.dns = f->dns.n ? f->dns.v : (char **)default_dns, .hosts = hosts->v,
+		/* Guest networking comes with slirpnet: until then no VM gets a NIC. */
+		.network = false, .mtu = (unsigned)f->mtu, .on_dead = on_sandbox_dead,
+	};
+	struct sandbox *sb = NULL;
+	int r = sandbox_create(&so, loop, &sb, e);
+	if (r < 0) {
+		ml_loop_free(loop);
+		return r;
+	}
+	const struct oci_config *c = sandbox_image_config(sb);
+	struct strv argv = { 0 }, fullenv = { 0 };
+	compose_argv(f, c, args, &argv);
+	specs_env_merge(&fullenv, c->env);
+	specs_env_merge(&fullenv, env->v);
+	if (f->tty && f->interactive && !getenv("MATCHLOCK_NO_TERM")) {
+		char *const term[] = { "TERM=xterm", NULL };
+		bool has = false;
+		for (size_t i = 0; i < fullenv.n; i++)
+			has |= !strncmp(fullenv.v[i], "TERM=", 5);
+		if (!has)
+			specs_env_merge(&fullenv, term);
+	}
+	if (!f->rm)
+		fprintf(stderr, "Sandbox %s is running\n  Connect: matchlock exec %s -it bash\n  Stop:    matchlock kill %s\n",
+			sandbox_id(sb), sandbox_id(sb), sandbox_id(sb));
+	int status = 0;
+	if (argv.n == 0 && f->rm && !(f->tty && f->interactive))
+		status = ml_err_set(e, -EINVAL, "command required (or use --rm=false to start without a command)");
+	else if (argv.n > 0)
+		status = exec_and_wait(f, loop, sb, &argv, &fullenv, e);
+	if (status >= 0 && !f->rm) {
+		execio_wait_signal(loop);
+		status = 0;
+	}
+	sandbox_destroy(sb, f->rm);
+	ml_loop_free(loop);
+	strv_clear(&argv);
+	strv_clear(&fullenv);
+	return status;
+}
+
+int cmd_run(int argc, char **argv, struct ml_err *e)
+{
+	struct run_flags f = { .mtu = 1500, .memory = 512, .timeout = 300, .disk_size = 5120, .cpus = 1, .rm = true };
+	struct flag *t = run_flag_table(&f);
+	struct strv args = { 0 }, env = { 0 }, hosts = { 0 };
+	int dd;
+	bool help;
+	int r = args_parse(t, argc, argv, &args, &dd, &help, e);
+	if (r < 0)
+		return r;
+	if (help)
+		return run_help(t), 0;
+	if (!f.image && getenv("MATCHLOCK_RUN_IMAGE") && *getenv("MATCHLOCK_RUN_IMAGE"))
+		f.image = strdup(getenv("MATCHLOCK_RUN_IMAGE"));
+	if (!f.image || !*f.image)
+		return ml_err_set(e, -EINVAL, "required flag(s) \"image\" not set");
+	if ((r = validate(&f, t, e)) < 0)
+		return r;
+	if (f.tty && f.interactive && !isatty(STDIN_FILENO))
+		return ml_err_set(e, -EINVAL, "Error: -it requires a TTY");
+	if ((r = specs_env(&f.env_file, &f.env, &env, e)) < 0)
+		return r;
+	for (size_t i = 0; i < f.add_host.n; i++) {
+		char *line = NULL;
+		if ((r = specs_add_host(f.add_host.v[i], &line, e)) < 0)
+			return r;
+		strv_add(&hosts, line);
+		free(line);
+	}
+	f.timeout_set = args_find(t, "timeout")->set;
+	r = run_sandbox(&f, &args, &env, &hosts, e);
+	strv_clear(&args);
+	strv_clear(&env);
+	strv_clear(&hosts);
+	return r;
+}

@@ -1,0 +1,152 @@
+#include "cli/specs.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/cleanup.h"
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* One KEY=VALUE or KEY spec -> "KEY=VALUE" appended to out. */
+static int env_one(const char *spec, struct strv *out, struct ml_err *e)
+{
+	_cleanup_free_ char *copy = strdup(spec);
+	if (!copy)
+		return -ENOMEM;
+	char *eq = strchr(copy, '=');
+	if (eq)
+		*eq = '\0';
+	char *key = trim(copy);
+	if (!*key)
+		return ml_err_set(e, -EINVAL, "environment variable name cannot be empty");
+	const char *val = eq ? eq + 1 : getenv(key);
+	if (!val)
+		return ml_err_set(e, -EINVAL, "environment variable is not set $%s", key);
+	_cleanup_free_ char *kv = NULL;
+	if (asprintf(&kv, "%s=%s", key, val) < 0)
+		return -ENOMEM;
+	char *const one[] = { kv, NULL };
+	specs_env_merge(out, one);
+	return 0;
+}
+
+static int env_file(const char *path, struct strv *out, struct ml_err *e)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return ml_err_set(e, -errno, "open env file %s: %s", path, strerror(errno));
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, r = 0;
+	while (r == 0 && getline(&line, &cap, f) >= 0) {
+		lineno++;
+		char *t = trim(line);
+		if (!*t || *t == '#')
+			continue;
+		r = env_one(t, out, e);
+		if (r < 0)
+			ml_err_wrap(e, "parse env file line %s:%d", path, lineno);
+	}
+	free(line);
+	return r;
+}
+
+int specs_env(const struct strv *files, const struct strv *flags, struct strv *out, struct ml_err *e)
+{
+	for (size_t i = 0; i < files->n; i++) {
+		int r = env_file(files->v[i], out, e);
+		if (r < 0)
+			return ml_err_wrap(e, "invalid environment variable");
+	}
+	for (size_t i = 0; i < flags->n; i++) {
+		int r = env_one(flags->v[i], out, e);
+		if (r < 0)
+			return ml_err_wrap(e, "invalid environment variable");
+	}
+	return 0;
+}
+
+void specs_env_merge(struct strv *base, char *const *over)
+{
+	for (; over && *over; over++) {
+		const char *eq = strchr(*over, '=');
+		size_t klen = eq ? (size_t)(eq - *over) : strlen(*over);
+		size_t i;
+		for (i = 0; i < base->n; i++)
+			if (!strncmp(base->v[i], *over, klen) && base->v[i][klen] == '=')
+				break;
+		if (i == base->n) {
+			strv_add(base, *over);
+			continue;
+		}
+		char *dup = strdup(*over);
+		if (!dup)
+			abort();
+		free(base->v[i]);
+		base->v[i] = dup;
+	}
+}
+
+int specs_add_host(const char *spec, char **line, struct ml_err *e)
+{
+	const char *colon = strchr(spec, ':');
+	if (!colon)
+		return ml_err_set(e, -EINVAL, "invalid add-host mapping: invalid add-host format: \"%s\" (expected host:ip) in \"%s\"", spec, spec);
+	_cleanup_free_ char *host = strndup(spec, (size_t)(colon - spec));
+	const char *ip = colon + 1;
+	if (!host)
+		return -ENOMEM;
+	if (!*host || strpbrk(host, " \t\r\n:"))
+		return ml_err_set(e, -EINVAL, "invalid add-host mapping: invalid add-host hostname: \"%s\" in \"%s\"", host, spec);
+	unsigned char addr[16];
+	char norm[INET6_ADDRSTRLEN];
+	if (inet_pton(AF_INET, ip, addr) == 1)
+		inet_ntop(AF_INET, addr, norm, sizeof(norm));
+	else if (inet_pton(AF_INET6, ip, addr) == 1)
+		inet_ntop(AF_INET6, addr, norm, sizeof(norm));
+	else
+		return ml_err_set(e, -EINVAL, "invalid add-host mapping: invalid add-host ip: \"%s\" in \"%s\"", ip, spec);
+	return asprintf(line, "%s %s", norm, host) < 0 ? -ENOMEM : 0;
+}
+
+static int parse_port(const char *s, const char *spec, int *out, struct ml_err *e)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno)
+		return ml_err_set(e, -EINVAL, "invalid port-forward specification: invalid port \"%s\": in \"%s\"", s, spec);
+	if (v < 1 || v > 65535)
+		return ml_err_set(e, -EINVAL, "invalid port-forward specification: invalid port %ld: must be in range 1-65535", v);
+	*out = (int)v;
+	return 0;
+}
+
+int specs_publish(const char *spec, int *local, int *remote, struct ml_err *e)
+{
+	const char *colon = strchr(spec, ':');
+	if (!colon) {
+		int r = parse_port(spec, spec, remote, e);
+		*local = *remote;
+		return r;
+	}
+	if (strchr(colon + 1, ':'))
+		return ml_err_set(e, -EINVAL, "invalid port-forward specification: invalid port-forward spec format: \"%s\"", spec);
+	_cleanup_free_ char *l = strndup(spec, (size_t)(colon - spec));
+	if (!l)
+		return -ENOMEM;
+	int r = parse_port(l, spec, local, e);
+	return r < 0 ? r : parse_port(colon + 1, spec, remote, e);
+}

@@ -1,0 +1,28 @@
+/* rpc/vmstate.h - the per-VM record (~/.matchlock/vms/<id>/vm.json) and `gc`: what a crashed
+ * supervisor left behind is found from these records and removed. Everything a VM owns on the
+ * host lives in its state dir, so cleaning is local and complete (no host-global resources). */
+#ifndef ML_RPC_VMSTATE_H
+#define ML_RPC_VMSTATE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+/* Writes vm.json (temp file, fsync, rename) with status "running" and our pid. */
+int vmstate_write(const char *state_dir, const char *id, const char *image, pid_t pid,
+		  const char *status, struct ml_err *e);
+/* True if pid is alive and is a matchlock supervisor (its exe is the same as ours, or its
+ * comm is "matchlock"/our tools). */
+bool vmstate_owner_alive(pid_t pid);
+
+struct gc_report {
+	void (*line)(void *arg, const char *text); /* one line per VM */
+	void *arg;
+	int reconciled;
+};
+/* For every VM dir (or only `only_id`): if its owner is gone, removes the resources it left
+ * (scratch disk, control socket). Running VMs are skipped unless force. */
+int vmstate_gc(const char *only_id, bool force, struct gc_report *rep, struct ml_err *e);
+
+#endif

@@ -1,0 +1,57 @@
+#!/bin/bash
+# cli_errors: version/help texts, and every bad flag gets one clear stderr line and exit 1
+# before anything is created (no VM boots in this file).
+. "$(dirname "$0")/../lib/harness.sh"
+
+out=$(ml version); check_contains "version prints commit" "commit:" "$out"
+case "$out" in "matchlock "*) ok "version starts with 'matchlock '" ;; *) fail "version output [$out]" ;; esac
+out=$(ml --version); check_contains "--version" "matchlock version" "$out"
+out=$(ml --help)
+for c in run exec log build pull list get kill rm prune port-forward rpc version; do
+	check_contains "--help lists $c" "  $c " "$out"
+done
+out=$(ml run --help)
+for f in --image --cpus --memory --timeout --disk-size --detach --allow-host --add-host --secret \
+	--publish --address --rm --dns-servers --mtu --no-network; do
+	check_contains "run --help mentions $f" "$f" "$out"
+done
+
+# bad_input DESC WANT-IN-STDERR ARGS...: exit 1, exactly one stderr line containing WANT
+bad_input() {
+	desc=$1 want=$2; shift 2
+	ml "$@" >"$T_TMP/out" 2>"$T_TMP/err" </dev/null
+	rc=$?
+	check_eq "$desc: exit status" 1 "$rc"
+	check_contains "$desc: message" "$want" "$(cat "$T_TMP/err")"
+	check_one_line "$desc: one line" "$T_TMP/err"
+}
+bad_input "unknown flag" "unknown flag: --foo" run --foo --image x -- true
+bad_input "unknown shorthand" "unknown shorthand flag: 'z' in -z" run -z --image x
+bad_input "missing image" 'required flag(s) "image" not set' run -- echo hi
+bad_input "--cpus 0" "--cpus must be a finite number > 0" run --image x --cpus 0 -- true
+bad_input "--cpus -1" "--cpus must be a finite number > 0" run --image x --cpus -1 -- true
+bad_input "--cpus not a number" 'invalid argument "abc" for "--cpus" flag' run --image x --cpus abc -- true
+bad_input "--cpus too many" "--cpus must be <= host cpus" run --image x --cpus 999 -- true
+bad_input "--memory 1" "--memory must be >= 128" run --image x --memory 1 -- true
+bad_input "--mtu 0" "--mtu must be > 0" run --image x --mtu 0 -- true
+bad_input "--disk-size 1" "--disk-size must be >= 64" run --image x --disk-size 1 -- true
+bad_input "--timeout 0" "--timeout must be > 0" run --image x --timeout 0 -- true
+bad_input "-d -it" "--detach cannot be combined" run --image x -d -it sh
+bad_input "-dit" "--detach cannot be combined" run --image x -dit sh
+bad_input "-d -i" "--detach cannot be combined" run --image x -d -i -- sh -c "echo hi"
+bad_input "--no-network + --allow-host" "--no-network cannot be combined with --allow-host" run --image x --no-network --allow-host a.com -- true
+bad_input "later flag" "--allow-host is not supported yet" run --image x --allow-host a.com -- true
+bad_input "later flag -p" "--publish is not supported yet" run --image x -p 8080 -- true
+bad_input "-it without a tty" "-it requires a TTY" run --image x -it sh
+bad_input "missing host env" "invalid environment variable: environment variable is not set \$MATCHLOCK_ENV_MISSING_ABC123" run --image x -e MATCHLOCK_ENV_MISSING_ABC123 -- true
+bad_input "empty env name" "environment variable name cannot be empty" run --image x -e =v -- true
+printf 'GOOD=1\nBAD_NO_VALUE_XYZ\n' >"$T_TMP/envfile"
+chmod 0644 "$T_TMP/envfile"
+bad_input "env file line" "parse env file line $T_TMP/envfile:2" run --image x --env-file "$T_TMP/envfile" -- true
+bad_input "add-host format" "invalid add-host mapping" run --image x --add-host invalid-spec -- true
+bad_input "add-host ip" 'invalid add-host ip: "999.1.1.1"' run --image x --add-host h:999.1.1.1 -- true
+bad_input "unknown command" 'unknown command "frobnicate"' frobnicate
+bad_input "later command" "matchlock pull is not supported yet" pull alpine
+bad_input "image not in store" 'image not found: "no-such-image:1.0"' run --image no-such-image:1.0 -- true
+check_no_qemu_left "no VM was started by any bad input"
+done_testing

@@ -1,0 +1,62 @@
+#!/bin/bash
+# run_lifecycle: --timeout kills the VM and says so; SIGINT/SIGTERM to run tear everything
+# down; a guest that panics or floods its console cannot hang the supervisor.
+. "$(dirname "$0")/../lib/harness.sh"
+IMG=$ML_DEFAULT_IMAGE
+
+s=$(date +%s)
+ml run --image $IMG --timeout 4 -- sleep 600 >/dev/null 2>"$T_TMP/e"; rc=$?
+el=$(( $(date +%s) - s ))
+check_eq "--timeout: exit 1" 1 "$rc"
+check_contains "--timeout: says so" "timed out after 4 s" "$(cat "$T_TMP/e")"
+if [ "$el" -lt 30 ]; then ok "--timeout ended the run (${el}s)"; else fail "--timeout took ${el}s"; fi
+check_no_qemu_left "--timeout killed the VM"
+
+for sig in TERM INT; do
+	ml run --image $IMG -- sleep 600 >/dev/null 2>&1 &
+	pid=$!
+	# wait until the guest command runs (the VM log has the agent's hello)
+	for _ in $(seq 1 120); do ls "$ML_HOME"/.matchlock/vms/*/logs/vm.log >/dev/null 2>&1 && grep -q "agent hello" "$ML_HOME"/.matchlock/vms/*/logs/vm.log 2>/dev/null && break; sleep 0.25; done
+	sleep 1
+	kill -$sig $pid
+	s=$(date +%s)
+	wait $pid; rc=$?
+	el=$(( $(date +%s) - s ))
+	if [ "$rc" -ne 0 ] && [ "$el" -lt 10 ]; then ok "SIG$sig ends run (rc $rc, ${el}s)"; else fail "SIG$sig: rc $rc after ${el}s"; fi
+	check_no_qemu_left "SIG$sig: VM torn down"
+	left=$(ls "$ML_HOME/.matchlock/vms" 2>/dev/null | wc -l)
+	check_eq "SIG$sig: VM state removed" 0 "$left"
+done
+
+# kill -9 of the supervisor: its VM dies with it, and `gc` removes what it left.
+ml run --image $IMG -- sleep 600 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 120); do grep -qs "agent hello" "$ML_HOME"/.matchlock/vms/*/logs/vm.log && break; sleep 0.25; done
+sleep 0.5
+kill -KILL $pid; wait $pid 2>/dev/null
+check_no_qemu_left "kill -9 of run: the VM died with it"
+out=$(ml gc); rc=$?
+check_eq "gc: exit 0" 0 "$rc"
+check_contains "gc cleaned the crashed VM" "cleaned scratch_remove" "$out"
+check_contains "gc summary" "Reconciled 1 VMs" "$out"
+left=$(find "$ML_HOME/.matchlock/vms" -name scratch.ext4 | wc -l)
+check_eq "gc left no scratch disk" 0 "$left"
+out=$(ml gc); check_contains "gc again: nothing to clean" "no resources to clean" "$out"
+rm -rf "$ML_HOME"/.matchlock/vms/vm-*
+
+# A kernel panic in the guest ends the run with a clear error, quickly.
+s=$(date +%s)
+ml run --image $IMG --privileged -- sh -c 'echo c > /proc/sysrq-trigger; sleep 600' >/dev/null 2>"$T_TMP/e"; rc=$?
+el=$(( $(date +%s) - s ))
+check_eq "guest panic: exit 1" 1 "$rc"
+check_contains "guest panic: the sandbox died" "sandbox died" "$(cat "$T_TMP/e")"
+if [ "$el" -lt 60 ]; then ok "guest panic noticed (${el}s)"; else fail "guest panic took ${el}s"; fi
+
+# A guest flooding its console: the run still ends at --timeout, and the log stays capped.
+s=$(date +%s)
+ml run --image $IMG --privileged --timeout 8 -- sh -c 'while :; do cat /bin/busybox > /dev/console; done' >/dev/null 2>&1; rc=$?
+el=$(( $(date +%s) - s ))
+check_eq "console flood: ended by --timeout" 1 "$rc"
+if [ "$el" -lt 40 ]; then ok "console flood: supervisor responsive (${el}s)"; else fail "console flood took ${el}s"; fi
+check_no_qemu_left "no VM left"
+done_testing

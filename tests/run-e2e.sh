@@ -1,0 +1,42 @@
+#!/bin/sh
+# tests/run-e2e.sh - prepares the world (root) and runs every tests/e2e/*.sh, two at a time
+# (each boots real VMs under TCG and a boot keeps one core busy), then prints one summary line.
+set -u
+cd "$(dirname "$0")/.."
+REPO=$PWD
+if [ "$(id -u)" != 0 ]; then
+	echo "run-e2e: must run as root (it creates the unprivileged test user); use: sudo make test" >&2
+	exit 2
+fi
+export ML_TEST_ROOT=/tmp/matchlock-test
+rm -rf "$ML_TEST_ROOT"
+mkdir -p "$ML_TEST_ROOT/cache" "$ML_TEST_ROOT/logs"
+chmod 0755 "$ML_TEST_ROOT"
+id mltest >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin mltest
+chown mltest:mltest "$ML_TEST_ROOT/cache"
+chmod 0700 "$ML_TEST_ROOT/cache"
+make -s install PREFIX="$ML_TEST_ROOT/prefix" >/dev/null || exit 1
+
+tests=${E2E_TESTS:-$(ls tests/e2e/*.sh)}
+jobs=${E2E_JOBS:-2}
+start=$(date +%s)
+# Run in parallel, each test's output to its own log; xargs keeps $jobs running.
+printf '%s\n' $tests | xargs -P "$jobs" -I{} sh -c \
+	'n=$(basename {} .sh); s=$(date +%s); if bash {} >"$0/logs/$n.log" 2>&1; then r=PASS; else r=FAIL; fi; echo "$r $n $(( $(date +%s) - s ))s" >>"$0/logs/summary"' "$ML_TEST_ROOT"
+pass=0; failn=0
+for t in $tests; do
+	n=$(basename "$t" .sh)
+	cat "$ML_TEST_ROOT/logs/$n.log"
+done
+while read -r r n s; do
+	echo "$r $n ($s)"
+	if [ "$r" = PASS ]; then pass=$((pass + 1)); else failn=$((failn + 1)); fi
+done <"$ML_TEST_ROOT/logs/summary"
+left=$(ps -u mltest -o pid= 2>/dev/null | wc -l)
+if [ "$left" != 0 ]; then
+	echo "run-e2e: $left processes of mltest outlived the tests:"; ps -u mltest -o pid,args
+	pkill -9 -u mltest; failn=$((failn + 1))
+fi
+echo "e2e: $(( $(date +%s) - start ))s"
+echo "$pass passed, $failn failed"
+[ "$failn" = 0 ]

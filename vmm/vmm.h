@@ -1,0 +1,123 @@
+/* vmm/vmm.h - starts and watches the VM engine (qemu-system-x86_64 -M microvm), owns the guest
+ * kernel, the initramfs, the disks and the guest channels; and speaks the control protocol
+ * (agent/proto.h) to the guest agent over the control channel. Knows nothing of policy. */
+#ifndef ML_VMM_H
+#define ML_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent/proto.h"
+#include "base/err.h"
+
+/* ---- guest assets (read-only, system-wide: <prefix>/lib/matchlock) ---- */
+struct vmm_assets {
+	char *data_dir;    /* the directory holding agent, kernel/, images/ */
+	char *kernel;      /* <data>/kernel/vmlinuz */
+	char *modules_dir; /* <data>/kernel/modules (has modules.dep) */
+	char *kver;        /* contents of <data>/kernel/version */
+	char *agent;       /* <data>/agent (static PID 1) */
+};
+/* Finds the data dir: $MATCHLOCK_DATA_DIR, else <dir of /proc/self/exe>/../lib/matchlock.
+ * $MATCHLOCK_KERNEL overrides the kernel file. A missing kernel is an error that names the
+ * set-up step to run. */
+int vmm_assets_find(struct vmm_assets *a, struct ml_err *e);
+void vmm_assets_free(struct vmm_assets *a);
+
+/* Builds (or reuses) the initramfs: a newc cpio written by our code holding the agent as /init,
+ * exactly the kernel modules it needs (closure from modules.dep) and /modules.order. Cached in
+ * <cache_dir>/initramfs/<key>.cpio, where key covers the agent's bytes, the kernel version and
+ * the module list, so a new agent or kernel gives a new file. *path is malloc'd. */
+int vmm_initramfs(const struct vmm_assets *a, const char *cache_dir, char **path, struct ml_err *e);
+
+/* ---- accelerator ---- */
+enum vmm_accel { VMM_ACCEL_AUTO = 0, VMM_ACCEL_KVM, VMM_ACCEL_TCG };
+/* KVM when the host can run an unmodified guest (vmx/svm in /proc/cpuinfo, /dev/kvm usable,
+ * no kvm_pvm module), else TCG. $MATCHLOCK_ACCEL=kvm|tcg overrides. reason: one line, why. */
+enum vmm_accel vmm_accel_choose(char *reason, size_t reason_len);
+/* Host TSC frequency in kHz (for tsc_early_khz=, which avoids a TCG boot hang), 0 if unknown. */
+unsigned long vmm_host_tsc_khz(void);
+
+/* ---- one VM ---- */
+struct vmm_config {
+	const char *state_dir;   /* per-VM dir (0700): ctl.sock etc. go here */
+	const char *kernel;
+	const char *initrd;
+	const char *rootfs;      /* image rootfs ext4, attached read-only (serial "rootfs") */
+	const char *scratch;     /* per-VM sparse ext4, read-write (serial "scratch") */
+	unsigned vcpus;
+	unsigned mem_mb;
+	enum vmm_accel accel;    /* resolved, not AUTO */
+	bool network;            /* false: no NIC at all */
+	int log_fd;              /* console and engine messages are appended here (not owned) */
+	uint64_t log_cap;        /* stop appending console output past this many bytes (0 = 64 MiB) */
+};
+
+struct vmm;
+/* Listens on the control socket, then launches the engine as our child (it dies with us:
+ * PR_SET_PDEATHSIG), and waits until the engine has connected the channel. Returns with the
+ * guest booting; the agent announces itself with PT_HELLO on vmm_ctl_fd(). */
+int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e);
+int vmm_ctl_fd(const struct vmm *vm);      /* control channel, nonblocking, owned by vm */
+int vmm_console_fd(const struct vmm *vm);  /* engine stdout+stderr (guest console), nonblocking */
+/* Reads what the console has and appends it to the log (capped) and to the in-memory tail.
+ * Returns 0, or -EPIPE once the engine closed it (it exited). */
+int vmm_console_pump(struct vmm *vm);
+/* The last lines of the console (up to ~4 KiB), for error messages. Never NULL. */
+const char *vmm_console_tail(struct vmm *vm);
+pid_t vmm_pid(const struct vmm *vm);
+/* Non-blocking: 1 and *status if the engine exited, 0 if still running. */
+int vmm_reap(struct vmm *vm, int *status);
+/* SIGKILL the engine and reap it (idempotent). */
+void vmm_kill(struct vmm *vm);
+/* Kills if alive, closes fds, removes the sockets it made. NULL-safe. */
+void vmm_free(struct vmm *vm);
+
+/* ---- control-protocol client (host end), driven by the caller's event loop ---- */
+struct ctl;
+struct ctl_exec_ops {
+	void (*started)(void *arg, uint32_t pid);
+	/* Data for stdout (fd 1) or stderr (fd 2); len 0 means that stream ended. The callee
+	 * must call ctl_exec_consumed() once it has written the bytes on (flow control). */
+	void (*output)(void *arg, int fd, const uint8_t *data, size_t len);
+	/* The exec is over; the stream id is free after this returns. code = exit status, or
+	 * 128+signal when killed by a signal (signal then holds the number). */
+	void (*exited)(void *arg, int code, int signal);
+	/* The guest could not start it (bad cwd, unknown user, no such binary...). */
+	void (*failed)(void *arg, const char *msg);
+	/* Guest refilled the stdin window: ctl_exec_stdin may accept more. */
+	void (*stdin_ready)(void *arg);
+};
+struct ctl_ops {
+	void (*hello)(void *arg, uint32_t version, const char *info);
+	void (*ready)(void *arg);                 /* PT_READY after ctl_configure */
+	void (*config_failed)(void *arg, const char *msg);
+	void (*log)(void *arg, const char *line);
+	void (*pong)(void *arg, const uint8_t *data, size_t len);
+	/* The channel broke (EOF, I/O error, or a malformed/oversized frame: msg says which).
+	 * Every live exec has been failed before this is called. */
+	void (*closed)(void *arg, const char *msg);
+};
+int ctl_new(int fd, const struct ctl_ops *ops, void *arg, struct ctl **out);
+void ctl_free(struct ctl *c);
+/* Call when the fd is readable / writable. Return <0 once the channel is dead. */
+int ctl_on_readable(struct ctl *c);
+int ctl_on_writable(struct ctl *c);
+bool ctl_wants_write(const struct ctl *c);
+int ctl_configure(struct ctl *c, const struct proto_config *cfg);
+int ctl_ping(struct ctl *c, const void *data, size_t len);
+int ctl_shutdown(struct ctl *c);
+/* Starts an exec; *stream is its id. */
+int ctl_exec(struct ctl *c, const struct proto_exec *x, const struct ctl_exec_ops *ops, void *arg,
+	     uint32_t *stream);
+/* Queues stdin; returns the number of bytes taken (less than len when the window is full:
+ * wait for stdin_ready). len 0 sends EOF. */
+ssize_t ctl_exec_stdin(struct ctl *c, uint32_t stream, const void *data, size_t len);
+int ctl_exec_consumed(struct ctl *c, uint32_t stream, size_t n);
+int ctl_exec_resize(struct ctl *c, uint32_t stream, uint16_t rows, uint16_t cols);
+int ctl_exec_signal(struct ctl *c, uint32_t stream, int sig);
+int ctl_exec_cancel(struct ctl *c, uint32_t stream);
+
+#endif
