@@ -54,8 +54,9 @@ static bool env_has(char *const *env, const char *key)
 	return false;
 }
 
-/* EX_ENV is the whole environment; HOME, USER, LOGNAME and PATH are added only if missing. */
-static char **build_env(char *const *req, const struct user_ids *u)
+/* EX_ENV is the whole environment; HOME and PATH are added if missing, and USER/LOGNAME too
+ * when EX_USER named someone (login tools expect them to match the uid). */
+static char **build_env(char *const *req, const struct user_ids *u, bool named)
 {
 	size_t n = 0;
 	while (req && req[n])
@@ -67,9 +68,9 @@ static char **build_env(char *const *req, const struct user_ids *u)
 	char *add[4] = { NULL, NULL, NULL, NULL };
 	if (!env_has(env, "HOME") && asprintf(&add[0], "HOME=%s", u->home) < 0)
 		return NULL;
-	if (u->name && !env_has(env, "USER") && asprintf(&add[1], "USER=%s", u->name) < 0)
+	if (named && u->name && !env_has(env, "USER") && asprintf(&add[1], "USER=%s", u->name) < 0)
 		return NULL;
-	if (u->name && !env_has(env, "LOGNAME") && asprintf(&add[2], "LOGNAME=%s", u->name) < 0)
+	if (named && u->name && !env_has(env, "LOGNAME") && asprintf(&add[2], "LOGNAME=%s", u->name) < 0)
 		return NULL;
 	if (!env_has(env, "PATH") && !(add[3] = strdup("PATH=" DEFAULT_PATH)))
 		return NULL;
@@ -117,7 +118,7 @@ static int child_setup(const struct proto_exec *x, const struct child_fds *f, st
 	r = user_resolve("/etc", x->user, &u, e);
 	if (r < 0)
 		return r;
-	char **env = build_env(x->env, &u);
+	char **env = build_env(x->env, &u, x->user != NULL);
 	if (!env)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	bool privileged = x->flags & EXF_PRIVILEGED;

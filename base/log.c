@@ -14,8 +14,12 @@ static int level_now(void)
 {
 	if (log_level < 0) {
 		const char *v = getenv("MATCHLOCK_LOG");
-		log_level = ML_LOG_WARN;
-		if (v && (!strcmp(v, "debug") || !strcmp(v, "1")))
+		/* Quiet by default: a failure reaches the user once, as main's one line; warnings
+		 * still go to the VM log. */
+		log_level = ML_LOG_ERROR;
+		if (v && !strcmp(v, "warn"))
+			log_level = ML_LOG_WARN;
+		else if (v && (!strcmp(v, "debug") || !strcmp(v, "1")))
 			log_level = ML_LOG_DEBUG;
 		else if (v && !strcmp(v, "info"))
 			log_level = ML_LOG_INFO;

@@ -72,8 +72,25 @@ static void boot_fail(struct sandbox *sb, int code, const char *fmt, const char 
 	ml_loop_stop(sb->loop);
 }
 
+/* The console says why a guest died when the kernel panicked: name that instead of the
+ * channel's EOF, which is only the symptom. */
+static const char *death_reason(struct sandbox *sb, const char *msg, char *buf, size_t n)
+{
+	if (!sb->vm)
+		return msg;
+	vmm_console_pump(sb->vm);
+	const char *p = strstr(vmm_console_tail(sb->vm), "Kernel panic - not syncing: ");
+	if (!p)
+		return msg;
+	p += strlen("Kernel panic - not syncing: ");
+	snprintf(buf, n, "the guest kernel panicked (%.*s)", (int)strcspn(p, "\r\n"), p);
+	return buf;
+}
+
 static void mark_dead(struct sandbox *sb, const char *msg)
 {
+	char why[256];
+	msg = death_reason(sb, msg, why, sizeof(why));
 	if (sb->boot != BOOT_READY) {
 		boot_fail(sb, -EIO, "%s%s%s", msg);
 		return;

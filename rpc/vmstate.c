@@ -84,8 +84,9 @@ static void gc_one(const char *root, const char *id, bool force, struct gc_repor
 	if (vmstate_owner_alive(read_pid(dir)) && !force) {
 		snprintf(line, sizeof(line), "%s: skipped (VM is running)", id);
 	} else {
-		clean_item(dir, "ctl.sock", "socket_remove", items, sizeof(items));
+		/* items in sorted order, as the reference prints them */
 		clean_item(dir, "scratch.ext4", "scratch_remove", items, sizeof(items));
+		clean_item(dir, "ctl.sock", "socket_remove", items, sizeof(items));
 		if (*items)
 			snprintf(line, sizeof(line), "%s: cleaned %s", id, items);
 		else

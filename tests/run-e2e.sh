@@ -28,9 +28,13 @@ for t in $tests; do
 	n=$(basename "$t" .sh)
 	cat "$ML_TEST_ROOT/logs/$n.log"
 done
+# Count checks, not files; a file that failed without failing a check (it crashed) counts once.
 while read -r r n s; do
 	echo "$r $n ($s)"
-	if [ "$r" = PASS ]; then pass=$((pass + 1)); else failn=$((failn + 1)); fi
+	p=$(grep -c '^ok - ' "$ML_TEST_ROOT/logs/$n.log")
+	f=$(grep -c '^not ok - ' "$ML_TEST_ROOT/logs/$n.log")
+	[ "$r" = FAIL ] && [ "$f" = 0 ] && f=1
+	pass=$((pass + p)); failn=$((failn + f))
 done <"$ML_TEST_ROOT/logs/summary"
 left=$(ps -u mltest -o pid= 2>/dev/null | wc -l)
 if [ "$left" != 0 ]; then

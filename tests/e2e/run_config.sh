@@ -53,5 +53,8 @@ check_contains "--privileged: no seccomp" $'Seccomp:\t0' "$out"
 check_contains "--privileged: no no_new_privs" $'NoNewPrivs:\t0' "$out"
 out=$(ml run --image $IMG -- sh -c 'mount -t tmpfs x /mnt 2>&1 && echo MOUNTED || echo REFUSED')
 check_contains "mount is refused without --privileged" REFUSED "$out"
+out=$(ml run --image $IMG --no-network -- sh -c 'ls /sys/class/net; ip link show lo | grep -o "state [A-Z]*\|LOOPBACK,UP"')
+check_contains "--no-network: lo present and up" $'lo\nLOOPBACK,UP' "$out"
+check_not_contains "--no-network: no eth0" "eth0" "$out"
 check_no_qemu_left "no VM left"
 done_testing

@@ -13,10 +13,9 @@ if [ "$el" -lt 30 ]; then ok "--timeout ended the run (${el}s)"; else fail "--ti
 check_no_qemu_left "--timeout killed the VM"
 
 for sig in TERM INT; do
-	ml run --image $IMG -- sleep 600 >/dev/null 2>&1 &
-	pid=$!
-	# wait until the guest command runs (the VM log has the agent's hello)
-	for _ in $(seq 1 120); do ls "$ML_HOME"/.matchlock/vms/*/logs/vm.log >/dev/null 2>&1 && grep -q "agent hello" "$ML_HOME"/.matchlock/vms/*/logs/vm.log 2>/dev/null && break; sleep 0.25; done
+	ml_bg run --image $IMG -- sleep 600 >/dev/null 2>&1
+	pid=$ML_PID
+	wait_guest_running
 	sleep 1
 	kill -$sig $pid
 	s=$(date +%s)
@@ -29,9 +28,9 @@ for sig in TERM INT; do
 done
 
 # kill -9 of the supervisor: its VM dies with it, and `gc` removes what it left.
-ml run --image $IMG -- sleep 600 >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 120); do grep -qs "agent hello" "$ML_HOME"/.matchlock/vms/*/logs/vm.log && break; sleep 0.25; done
+ml_bg run --image $IMG -- sleep 600 >/dev/null 2>&1
+pid=$ML_PID
+wait_guest_running
 sleep 0.5
 kill -KILL $pid; wait $pid 2>/dev/null
 check_no_qemu_left "kill -9 of run: the VM died with it"

@@ -30,6 +30,24 @@ ml() {
 		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$ML_HOME" XDG_CACHE_HOME="$ML_CACHE" ${ML_ENV:-} "$ML_BIN" "$@"
 }
 
+# ml_bg ARGS...: ml in the background; ML_PID is matchlock's own pid (setpriv and env exec it),
+# so signals sent to it reach matchlock (a backgrounded shell function would be a subshell).
+ml_bg() {
+	# shellcheck disable=SC2086
+	setpriv --reuid="$ML_USER" --regid="$ML_USER" --init-groups --inh-caps=-all \
+		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$ML_HOME" XDG_CACHE_HOME="$ML_CACHE" ${ML_ENV:-} "$ML_BIN" "$@" &
+	ML_PID=$!
+}
+
+# wait_guest_running: until a VM of this test has printed the agent's hello (max 30 s).
+wait_guest_running() {
+	for _ in $(seq 1 120); do
+		grep -qs "agent hello" "$ML_HOME"/.matchlock/vms/*/logs/vm.log && return 0
+		sleep 0.25
+	done
+	return 1
+}
+
 # as_user CMD...: run any command as the unprivileged user (same env rules as ml).
 as_user() {
 	# shellcheck disable=SC2086

@@ -24,6 +24,7 @@ def main():
                 return False
         return True
     deadline = time.time() + 120
+    status = None
     for line in open(script).read().splitlines():
         op, _, arg = line.partition(" ")
         if op == "send":
@@ -48,14 +49,26 @@ def main():
     while time.time() < deadline:
         if not pump(0.1):
             break
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, st = os.waitpid(pid, os.WNOHANG)
         if done:
+            status = st
             while pump(0.05) and select.select([fd], [], [], 0)[0]:
                 pass
             break
     else:
         os.kill(pid, 9)
         sys.exit("pty_run: command did not end")
+    if status is None:   # the terminal closed first: the child is exiting, wait for it
+        end = time.time() + 30
+        while status is None and time.time() < end:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+            else:
+                time.sleep(0.05)
+        if status is None:
+            os.kill(pid, 9)
+            sys.exit("pty_run: command did not end")
     sys.stdout.write(seen.decode(errors="replace"))
     sys.exit(os.waitstatus_to_exitcode(status))
 
