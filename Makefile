@@ -6,7 +6,7 @@ BUILT   := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-protector-strong
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-protector-strong
 PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
@@ -75,9 +75,7 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 fuzz: $(FUZZ_BINS)
 FUZZ_SECONDS ?= 20
 fuzz-run: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz-corpus/$$n; \
-	  echo "== fuzz $$n ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(B)/fuzz-corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; done
+	sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 e2e: all
 	sh tests/run-e2e.sh

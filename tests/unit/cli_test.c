@@ -38,6 +38,15 @@ static struct flag *table(struct opts *o)
 	return t;
 }
 
+static void done(struct opts *o, struct strv *pos)
+{
+	free(o->image);
+	strv_clear(&o->env);
+	strv_clear(&o->list);
+	strv_clear(pos);
+}
+
+/* Each parse starts from empty options (the caller frees with done()). */
 static int parse(struct opts *o, struct strv *pos, int *dd, struct ml_err *e, int argc, char **argv)
 {
 	bool help;
@@ -62,6 +71,7 @@ static void interspersed_flags_and_dashdash(void **state)
 	assert_string_equal(pos.v[2], "-x");
 	assert_string_equal(pos.v[3], "--image");
 	assert_int_equal(dd, 2);
+	done(&o, &pos);
 }
 
 static void shorthands_bools_and_values(void **state)
@@ -81,6 +91,7 @@ static void shorthands_bools_and_values(void **state)
 	assert_int_equal(o.list.n, 2);
 	assert_string_equal(o.list.v[1], "1.0.0.1");
 	assert_int_equal(o.dur, 1500);
+	done(&o, &pos);
 }
 
 static void errors_use_the_reference_wording(void **state)
@@ -92,18 +103,23 @@ static void errors_use_the_reference_wording(void **state)
 	int dd;
 	char *a1[] = { "--foo" };
 	assert_int_equal(parse(&o, &pos, &dd, &e, 1, a1), -EINVAL);
+	done(&o, &pos);
 	assert_string_equal(e.msg, "unknown flag: --foo");
 	char *a2[] = { "-la" };
 	assert_int_equal(parse(&o, &pos, &dd, &e, 1, a2), -EINVAL);
+	done(&o, &pos);
 	assert_string_equal(e.msg, "unknown shorthand flag: 'l' in -la");
 	char *a3[] = { "--memory", "lots" };
 	assert_int_equal(parse(&o, &pos, &dd, &e, 2, a3), -EINVAL);
+	done(&o, &pos);
 	assert_non_null(strstr(e.msg, "invalid argument \"lots\" for \"--memory\" flag"));
 	char *a4[] = { "--image" };
 	assert_int_equal(parse(&o, &pos, &dd, &e, 1, a4), -EINVAL);
+	done(&o, &pos);
 	assert_string_equal(e.msg, "flag needs an argument: --image");
 	char *a5[] = { "--rm=maybe" };
 	assert_int_equal(parse(&o, &pos, &dd, &e, 1, a5), -EINVAL);
+	done(&o, &pos);
 }
 
 static void env_specs(void **state)
@@ -126,6 +142,10 @@ static void env_specs(void **state)
 	strv_add(&bad, "CLI_TEST_MISSING");
 	assert_int_equal(specs_env(&files, &bad, &out2, &e), -EINVAL);
 	assert_string_equal(e.msg, "invalid environment variable: environment variable is not set $CLI_TEST_MISSING");
+	strv_clear(&flags);
+	strv_clear(&out);
+	strv_clear(&bad);
+	strv_clear(&out2);
 }
 
 static void add_host_and_publish_specs(void **state)
