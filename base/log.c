@@ -33,7 +33,7 @@ void ml_log_set_file(int fd) { log_fd = fd; }
 void ml_log(enum ml_log_level lvl, const char *fmt, ...)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
-	char line[1024];
+	char line[4096];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int n = snprintf(line, sizeof(line), "[%lld.%03ld matchlock %s] ", (long long)ts.tv_sec,

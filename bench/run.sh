@@ -36,6 +36,7 @@ python3 - "$W" "$N" "$argv" >"$W/floor" <<'P'
 import os, shlex, socket, subprocess, sys, time
 w, n, argv = sys.argv[1], int(sys.argv[2]), shlex.split(sys.argv[3])
 argv[argv.index("-initrd") + 1] = w + "/floor.cpio"
+sock = None
 for i, a in enumerate(argv):   # every disk and socket of the real VM, fresh for the floor
     if "path=" in a and "ctl.sock" in a:
         sock = w + "/floor-ctl.sock"
@@ -43,6 +44,8 @@ for i, a in enumerate(argv):   # every disk and socket of the real VM, fresh for
     if a.startswith("id=scratch,file="):
         argv[i] = a.replace(a.split("file=")[1].split(",")[0], w + "/floor-scratch.img")
 open(w + "/floor-scratch.img", "wb").truncate(64 << 20)
+if sock is None:
+    sys.exit("bench: no control socket in the logged engine argv")
 for _ in range(n):
     try: os.unlink(sock)
     except FileNotFoundError: pass

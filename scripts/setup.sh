@@ -48,4 +48,8 @@ if [ ! -f "$KDIR/vmlinuz" ] || [ "$(cat "$KDIR/version" 2>/dev/null)" != "$KVER"
 	chmod -R a+rX "$KDIR.new"
 	rm -rf "$KDIR" && mv "$KDIR.new" "$KDIR"
 fi
+# Under sudo, hand the build tree back to the user who will run `make` next.
+if [ -n "${SUDO_UID:-}" ] && [ "$SUDO_UID" != 0 ]; then
+	chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" build
+fi
 echo "setup: ok (kernel $KVER in $KDIR)"
