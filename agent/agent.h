@@ -56,6 +56,8 @@ void user_ids_free(struct user_ids *u);
 /* --- sandbox.c: what an unprivileged exec gives up before execve --- */
 int sandbox_drop_caps(struct ml_err *e);
 int sandbox_load_seccomp(struct ml_err *e);
+/* Compiles the filter once (at start) so each exec only installs it. */
+int sandbox_prepare_seccomp(struct ml_err *e);
 
 /* --- child.c: the forked child, from fork to execve --- */
 struct child_fds {

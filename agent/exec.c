@@ -397,6 +397,12 @@ static void spawn(struct server *s, uint32_t stream, const struct proto_exec *re
 		server_send_error(s, stream, "cannot start process: out of memory");
 		return;
 	}
+	static bool seccomp_ready;
+	if (!seccomp_ready && !(req->flags & EXF_PRIVILEGED)) {
+		struct ml_err e = { 0, "" };
+		/* on failure each child compiles its own filter, as before: slower, not weaker */
+		seccomp_ready = sandbox_prepare_seccomp(&e) == 0;
+	}
 	pid_t pid = fork();
 	if (pid == 0)
 		child_exec(req, &cf);

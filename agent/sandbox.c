@@ -9,7 +9,12 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 static bool cap_kept(int cap)
 {
@@ -101,20 +106,67 @@ static int add_rules(scmp_filter_ctx ctx)
 	return r;
 }
 
-int sandbox_load_seccomp(struct ml_err *e)
+static int build_ctx(scmp_filter_ctx *out)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
-		return ml_err_set(e, -ENOMEM, "seccomp_init failed");
+		return -ENOMEM;
 	/* 32-bit binaries (int 0x80) get the same rules instead of being killed as foreign */
 	int r = seccomp_arch_add(ctx, SCMP_ARCH_X86);
 	if (r == -EEXIST)
 		r = 0;
 	if (r == 0)
 		r = add_rules(ctx);
-	if (r == 0)
-		r = seccomp_load(ctx);
+	if (r < 0) {
+		seccomp_release(ctx);
+		return r;
+	}
+	*out = ctx;
+	return 0;
+}
+
+/* The filter compiled once, at start: compiling it in every exec's child cost several ms per
+ * exec under TCG (libseccomp builds the BPF program from scratch each time). */
+static struct sock_fprog prebuilt;
+
+int sandbox_prepare_seccomp(struct ml_err *e)
+{
+	scmp_filter_ctx ctx;
+	int r = build_ctx(&ctx);
+	if (r < 0)
+		return ml_err_set(e, r, "seccomp filter: %s", strerror(-r));
+	int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+	r = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
 	seccomp_release(ctx);
+	off_t len = r == 0 ? lseek(fd, 0, SEEK_END) : -1;
+	struct sock_filter *prog = len > 0 && len % sizeof(struct sock_filter) == 0 && len < (1 << 20)
+		? malloc((size_t)len) : NULL;
+	if (prog && pread(fd, prog, (size_t)len, 0) == len) {
+		prebuilt.filter = prog;
+		prebuilt.len = (unsigned short)(len / sizeof(struct sock_filter));
+	} else {
+		free(prog);
+		r = r < 0 ? r : -EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	return r < 0 ? ml_err_set(e, r, "seccomp filter export: %s", strerror(-r)) : 0;
+}
+
+int sandbox_load_seccomp(struct ml_err *e)
+{
+	if (prebuilt.filter) {
+		/* no_new_privs is already set (sandbox_drop_caps), so no CAP_SYS_ADMIN is needed */
+		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prebuilt, 0, 0) < 0)
+			return ml_err_set(e, -errno, "seccomp filter: %s", strerror(errno));
+		return 0;
+	}
+	scmp_filter_ctx ctx;
+	int r = build_ctx(&ctx);
+	if (r == 0) {
+		r = seccomp_load(ctx);
+		seccomp_release(ctx);
+	}
 	if (r < 0)
 		return ml_err_set(e, r, "seccomp filter: %s", strerror(-r));
 	return 0;

@@ -38,7 +38,9 @@ ml run --image $IMG -u no-such-user -- true >/dev/null 2>"$T_TMP/e"; rc=$?
 check_eq "unknown user fails" 1 "$rc"
 check_contains "unknown user says so" "no-such-user" "$(cat "$T_TMP/e")"
 
-out=$(ml run --image $IMG --cpus 0.5 --memory 256 -- sh -c 'cat /sys/fs/cgroup/sandbox/cpu.max; nproc; grep MemTotal /proc/meminfo')
+out=$(ml run --image $IMG --cpus 0.5 --memory 256 --disk-size 300 -- sh -c 'cat /sys/fs/cgroup/sandbox/cpu.max; nproc; grep MemTotal /proc/meminfo; df -m / | tail -1')
+disk=$(printf '%s' "$out" | awk '/overlay/ {print $2}')
+if [ -n "$disk" ] && [ "$disk" -gt 250 ] && [ "$disk" -le 300 ]; then ok "--disk-size 300: writable root of ${disk} MB"; else fail "--disk-size 300: df says [$disk]"; fi
 check_contains "--cpus 0.5 = cpu.max 50000 100000" "50000 100000" "$out"
 check_contains "--cpus 0.5 = 1 vCPU" $'\n1\n' "$out"
 mem=$(printf '%s' "$out" | awk '/MemTotal/ {print $2}')

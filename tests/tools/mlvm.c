@@ -171,6 +171,12 @@ static int run_rtt(struct ctl *ctl, int n)
 			return fprintf(stderr, "exec true failed\n"), 1;
 	}
 	report("exec", t, n);
+	/* The floor of any exec: the guest kernel creating a process. One exec runs 200 of them. */
+	struct job loopj = { 0 };
+	int64_t s0 = now_us();
+	start_job(ctl, &loopj, "i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done");
+	ml_loop_run(loop);
+	printf("guest-spawn avg_us=%lld\n", (long long)((now_us() - s0) / 200));
 	free(t);
 	return 0;
 }
