@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "run-e2e: must run as root (it creates the unprivileged test user); use: sudo make test" >&2
 	exit 2
 fi
-export ML_TEST_ROOT=/tmp/matchlock-test
+export ML_TEST_ROOT=${ML_TEST_ROOT:-/tmp/matchlock-test}
 rm -rf "$ML_TEST_ROOT"
 mkdir -p "$ML_TEST_ROOT/cache" "$ML_TEST_ROOT/logs"
 chmod 0755 "$ML_TEST_ROOT"
@@ -36,10 +36,11 @@ while read -r r n s; do
 	[ "$r" = FAIL ] && [ "$f" = 0 ] && f=1
 	pass=$((pass + p)); failn=$((failn + f))
 done <"$ML_TEST_ROOT/logs/summary"
-left=$(ps -u mltest -o pid= 2>/dev/null | wc -l)
-if [ "$left" != 0 ]; then
-	echo "run-e2e: $left processes of mltest outlived the tests:"; ps -u mltest -o pid,args
-	pkill -9 -u mltest; failn=$((failn + 1))
+# Processes of this run (their command lines name its root) must not outlive it.
+left=$(ps -u mltest -o pid=,args= 2>/dev/null | grep -F "$ML_TEST_ROOT/" | grep -v grep)
+if [ -n "$left" ]; then
+	echo "run-e2e: processes of mltest outlived the tests:"; echo "$left"
+	echo "$left" | awk '{print $1}' | xargs -r kill -9; failn=$((failn + 1))
 fi
 echo "e2e: $(( $(date +%s) - start ))s"
 echo "$pass passed, $failn failed"
