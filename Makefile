@@ -7,7 +7,7 @@ BUILT   := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-protector-strong
-PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib
+PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

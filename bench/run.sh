@@ -106,3 +106,6 @@ qp=$(pgrep -P $rp qemu-system | head -1)
 qrss=$(awk '/VmRSS/ {print $2}' /proc/$qp/status 2>/dev/null)
 wait $rp
 row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(ratio "$hwm" "$qrss")" "<= 16384 KiB"
+
+# --- issue 4: cold pull + rootfs against podman and skopeo+umoci; warm start ---
+. bench/pull.sh

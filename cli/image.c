@@ -1,6 +1,8 @@
-/* cli/image.c - `matchlock image import` (ls/rm/gc arrive with the registry work). */
+/* cli/image.c - `matchlock image import|ls|rm|gc`. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,19 +58,132 @@ static int image_import(int argc, char **argv, struct ml_err *e)
 	return 0;
 }
 
+static int store_open_cli(struct oci_store **store, struct ml_err *e)
+{
+	_cleanup_free_ char *cache = ml_cache_dir();
+	if (!cache)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	int r = ml_mkdir_p(cache, 0700);
+	if (r < 0)
+		return ml_err_set(e, r, "creating %s: %s", cache, strerror(-r));
+	return oci_store_open(cache, store, e);
+}
+
+/* Parses a subcommand that takes no flags; prints help_text on -h. 1 = help was shown. */
+static int simple_args(int argc, char **argv, struct strv *pos, const char *help_text, struct ml_err *e)
+{
+	struct flag t[] = { { NULL, 0, 0, NULL, NULL, NULL, false, false } };
+	int dd;
+	bool help;
+	int r = args_parse(t, argc, argv, pos, &dd, &help, e);
+	if (r < 0)
+		return r;
+	if (help) {
+		printf("%s", help_text);
+		return 1;
+	}
+	return 0;
+}
+
+static void print_table(const struct oci_image_row *rows, size_t n)
+{
+	size_t w[3] = { 3, 6, 4 };
+	char (*sz)[32] = calloc(n ? n : 1, sizeof(*sz));
+	if (!sz)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *src = !strcmp(rows[i].scope, "registry") ? "registry" : *rows[i].source ? rows[i].source : "local";
+		snprintf(sz[i], sizeof(sz[i]), "%.1f MB", (double)rows[i].size / 1e6);
+		w[0] = strlen(rows[i].tag) > w[0] ? strlen(rows[i].tag) : w[0];
+		w[1] = strlen(src) > w[1] ? strlen(src) : w[1];
+		w[2] = strlen(sz[i]) > w[2] ? strlen(sz[i]) : w[2];
+	}
+	printf("%-*s  %-*s  %-*s  %s\n", (int)w[0], "TAG", (int)w[1], "SOURCE", (int)w[2], "SIZE", "CREATED");
+	for (size_t i = 0; i < n; i++) {
+		const char *src = !strcmp(rows[i].scope, "registry") ? "registry" : *rows[i].source ? rows[i].source : "local";
+		char when[32] = "";
+		time_t c = (time_t)rows[i].created;
+		struct tm tm;
+		if (localtime_r(&c, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		printf("%-*s  %-*s  %-*s  %s\n", (int)w[0], rows[i].tag, (int)w[1], src, (int)w[2], sz[i], when);
+	}
+	free(sz);
+}
+
+static int image_ls(int argc, char **argv, struct ml_err *e)
+{
+	struct strv pos = { 0 };
+	int r = simple_args(argc, argv, &pos, "List images.\n\nUsage:\n  matchlock image ls\n", e);
+	if (r != 0 || (pos.n && (r = ml_err_set(e, -EINVAL, "accepts 0 arg(s), received %zu", pos.n)))) {
+		strv_clear(&pos);
+		return r < 0 ? r : 0;
+	}
+	struct oci_store *store = NULL;
+	struct oci_image_row *rows = NULL;
+	size_t n = 0;
+	if ((r = store_open_cli(&store, e)) == 0 && (r = oci_list(store, &rows, &n, e)) == 0)
+		print_table(rows, n);
+	oci_rows_free(rows, n);
+	oci_store_free(store);
+	return r;
+}
+
+static int image_rm(int argc, char **argv, struct ml_err *e)
+{
+	struct strv pos = { 0 };
+	int r = simple_args(argc, argv, &pos, "Remove an image.\n\nUsage:\n  matchlock image rm <tag>\n", e);
+	if (r != 0 || (pos.n != 1 && (r = ml_err_set(e, -EINVAL, "accepts 1 arg(s), received %zu", pos.n)))) {
+		strv_clear(&pos);
+		return r < 0 ? r : 0;
+	}
+	struct oci_store *store = NULL;
+	if ((r = store_open_cli(&store, e)) == 0 && (r = oci_remove(store, pos.v[0], e)) == 0)
+		printf("Removed %s\n", pos.v[0]);
+	oci_store_free(store);
+	strv_clear(&pos);
+	return r;
+}
+
+static int image_gc(int argc, char **argv, struct ml_err *e)
+{
+	struct strv pos = { 0 };
+	int r = simple_args(argc, argv, &pos, "Remove unreferenced blobs, rootfs images and stale temp files.\n\n"
+			    "Usage:\n  matchlock image gc\n", e);
+	if (r != 0 || (pos.n && (r = ml_err_set(e, -EINVAL, "accepts 0 arg(s), received %zu", pos.n)))) {
+		strv_clear(&pos);
+		return r < 0 ? r : 0;
+	}
+	struct oci_store *store = NULL;
+	struct oci_gc_info info = { 0 };
+	if ((r = store_open_cli(&store, e)) == 0 && (r = oci_gc(store, &info, e)) == 0) {
+		printf("Removed %u unreferenced blobs\n", info.blobs);
+		if (info.rootfs)
+			printf("Removed %u unreferenced rootfs images\n", info.rootfs);
+		if (info.temps)
+			printf("Removed %u stale temp files\n", info.temps);
+		printf("Freed %.1f MB\n", (double)info.bytes / 1e6);
+	}
+	oci_store_free(store);
+	return r;
+}
+
 int cmd_image(int argc, char **argv, struct ml_err *e)
 {
 	if (argc < 1 || !strcmp(argv[0], "-h") || !strcmp(argv[0], "--help")) {
 		printf("Manage images.\n\nUsage:\n  matchlock image [command]\n\nAvailable Commands:\n"
 		       "  import      Import an image from a docker save or OCI layout tarball\n"
-		       "  ls          List images (not supported yet)\n  rm          Remove an image (not supported yet)\n"
-		       "  gc          Remove unreferenced blobs (not supported yet)\n");
-		return argc < 1 ? 0 : 0;
+		       "  ls          List images (alias: list)\n  rm          Remove an image (alias: remove)\n"
+		       "  gc          Remove unreferenced blobs\n");
+		return 0;
 	}
 	if (!strcmp(argv[0], "import"))
 		return image_import(argc - 1, argv + 1, e);
-	if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list") || !strcmp(argv[0], "rm") ||
-	    !strcmp(argv[0], "remove") || !strcmp(argv[0], "gc"))
-		return ml_err_set(e, -ENOTSUP, "image %s is not supported yet", argv[0]);
+	if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list"))
+		return image_ls(argc - 1, argv + 1, e);
+	if (!strcmp(argv[0], "rm") || !strcmp(argv[0], "remove"))
+		return image_rm(argc - 1, argv + 1, e);
+	if (!strcmp(argv[0], "gc"))
+		return image_gc(argc - 1, argv + 1, e);
 	return ml_err_set(e, -EINVAL, "unknown command \"%s\" for \"matchlock image\"", argv[0]);
 }

@@ -18,7 +18,7 @@
 
 static const char *later_cmds[] = {
 	"exec", "list", "ls", "get", "inspect", "stat", "kill", "rm", "remove", "prune", "log",
-	"port-forward", "allow-list", "build", "pull", "volume", "diagnose", "setup", "rpc", "completion", NULL,
+	"port-forward", "allow-list", "build", "volume", "diagnose", "setup", "rpc", "completion", NULL,
 };
 
 static void root_help(void)
@@ -62,6 +62,8 @@ static int dispatch(int argc, char **argv, struct ml_err *e)
 		return cmd_run(argc - 2, argv + 2, e);
 	if (!strcmp(cmd, "gc"))
 		return cmd_gc(argc - 2, argv + 2, e);
+	if (!strcmp(cmd, "pull"))
+		return cmd_pull(argc - 2, argv + 2, e);
 	if (!strcmp(cmd, "image"))
 		return cmd_image(argc - 2, argv + 2, e);
 	for (const char **c = later_cmds; *c; c++)

@@ -52,7 +52,7 @@ static struct flag *run_flag_table(struct run_flags *f)
 		{ "detach", 'd', FLAG_BOOL, &f->detach, "Run in the background and print the VM id", NULL, true, false },
 		{ "tty", 't', FLAG_BOOL, &f->tty, "Allocate a pseudo-TTY (with -i)", NULL, false, false },
 		{ "interactive", 'i', FLAG_BOOL, &f->interactive, "Attach stdin", NULL, false, false },
-		{ "pull", 0, FLAG_BOOL, &f->pull, "Always pull the image from its registry", NULL, true, false },
+		{ "pull", 0, FLAG_BOOL, &f->pull, "Always pull the image from its registry", NULL, false, false },
 		{ "rm", 0, FLAG_BOOL, &f->rm, "Remove the sandbox after the command exits", "true", false, false },
 		{ "privileged", 0, FLAG_BOOL, &f->privileged, "No in-guest seccomp, capability drop or no_new_privs", NULL, false, false },
 		{ "workdir", 'w', FLAG_STRING, &f->workdir, "Working directory in the guest", NULL, false, false },
@@ -187,7 +187,7 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 	if (ml_loop_new(&loop) < 0 || execio_signals_init(e) < 0)
 		return ml_err_set(e, -ENOMEM, "event loop setup failed");
 	struct sandbox_opts so = {
-		.image = f->image, .cpus = f->cpus, .mem_mb = (unsigned)f->memory,
+		.image = f->image, .pull = f->pull, .cpus = f->cpus, .mem_mb = (unsigned)f->memory,
 		.disk_mb = (uint64_t)f->disk_size, .hostname = f->hostname,
 		.dns = f->dns.n ? f->dns.v : (char **)default_dns, .hosts = hosts->v,
 		/* Guest networking comes with slirpnet: until then no VM gets a NIC. */

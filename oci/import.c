@@ -178,10 +178,16 @@ static int import_spooled(struct oci_store *s, const char *tag, struct spool *sp
 	struct resolved rv = {0};
 	if (r == 0)
 		r = resolve(sp, &plan, &rv, e);
+	/* shared store lock: gc must not collect the blobs before the tag names them */
+	int lk = r == 0 ? store_lock(s, false, false, e) : -1;
+	if (r == 0 && lk < 0)
+		r = lk;
 	if (r == 0)
 		r = commit_blobs(s, sp, &rv, e);
 	if (r == 0)
 		r = set_tag(s, tag, &rv, e);
+	if (lk >= 0)
+		close(lk);
 	if (r == 0 && info) {
 		info->layers = (unsigned)rv.n_layers;
 		info->size = rv.size;

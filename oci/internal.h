@@ -12,7 +12,10 @@
 #define OCI_JSON_MAX (4u << 20)          /* manifest, config, index */
 #define OCI_MAX_MEMBERS 100000u          /* members of an imported archive */
 #define OCI_MAX_LAYERS 256u
-#define OCI_EXPAND_MAX (64ULL << 30)     /* bytes a rootfs build may decompress */
+#define OCI_EXPAND_MAX (64ULL << 30)     /* hard ceiling on what a rootfs build may decompress */
+#define OCI_EXPAND_DEFAULT_MB 10240u     /* default limit: $MATCHLOCK_MAX_ROOTFS_MB overrides */
+/* rootfs.c: the decompressed bytes one rootfs build may write (decompression bombs stop here). */
+uint64_t expand_limit(void);
 
 struct oci_store {
 	char *dir;       /* <cache>/images */
@@ -43,6 +46,28 @@ int layer_apply(struct ext4_img *img, int fd, const char *digest, uint64_t *budg
 /* Counting pass: bytes (rounded to blocks) and entries a layer would add. */
 int layer_measure(int fd, const char *digest, uint64_t *bytes, uint64_t *entries,
 		  uint64_t *budget, struct ml_err *e);
+
+/* oci_lookup restricted to one scope ("local", "registry") or any (NULL). */
+int store_lookup(struct oci_store *s, const char *ref, const char *scope, struct oci_image **out,
+		 struct ml_err *e);
+
+/* catalog.c: one image's rows (images + image_layers) in one transaction. */
+struct store_record {
+	const char *scope, *tag, *source, *digest;
+	uint64_t size;
+	const char *config_json;
+	size_t config_len;
+	const char **layer_digests;
+	const uint64_t *layer_sizes;
+	size_t n_layers;
+};
+int store_record(struct oci_store *s, const struct store_record *rec, struct ml_err *e);
+
+/* gc.c: the store-wide lock. Pulls hold it shared while blobs are in the store but not yet
+ * tagged; pruning holds it exclusive. Returns an fd (close to unlock), or -EWOULDBLOCK
+ * (no message) when nb and it is busy. */
+int store_lock(struct oci_store *s, bool exclusive, bool nb, struct ml_err *e);
+int store_prune(struct oci_store *s, struct oci_gc_info *info, bool temps, struct ml_err *e);
 
 /* rootfs lookups need the layer list of an image. */
 int store_layers(struct oci_store *s, const char *digest, char ***digests, struct ml_err *e);

@@ -26,8 +26,8 @@ struct data_src {
 static int charge(uint64_t *budget, uint64_t n, struct ml_err *e)
 {
 	if (n > *budget)
-		return ml_err_set(e, -EFBIG, "expands past the %llu GiB limit",
-				  (unsigned long long)(OCI_EXPAND_MAX >> 30));
+		return ml_err_set(e, -EFBIG, "image expands past the %llu MB limit (set MATCHLOCK_MAX_ROOTFS_MB to allow more)",
+				  (unsigned long long)(expand_limit() >> 20));
 	*budget -= n;
 	return 0;
 }

@@ -58,4 +58,44 @@ int oci_lookup(struct oci_store *s, const char *ref, struct oci_image **out, str
 int oci_rootfs(struct oci_store *s, const struct oci_image *img, char **path, bool *built,
 	       struct ml_err *e);
 
+/* ---- registry pulls (pull.c) ---- */
+struct oci_pull_opts {
+	bool force;              /* fetch the manifest again even if the tag is cached */
+	const char *alias_tag;   /* also tag the image in scope 'local' (same blobs), or NULL */
+	int timeout_s;           /* whole pull; 0 = none */
+	/* Per layer (index in the manifest), called often while bytes arrive; may be NULL. */
+	void (*progress)(void *arg, unsigned layer, unsigned layers, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+/* Pulls ref (Docker-style: "alpine", "localhost:5000/x/y:1", "name@sha256:...") from its
+ * registry into scope 'registry' under the tag as typed (":latest" added when it has neither
+ * tag nor digest). Without force a cached image (local scope first, then registry) is returned
+ * without any network traffic. Every manifest and blob is verified; nothing is tagged unless
+ * all of it is in. Errors are one line, prefixed "pull <ref>: ". */
+int oci_pull(struct oci_store *s, const char *ref, const struct oci_pull_opts *o,
+	     struct oci_image **out, struct ml_err *e);
+/* Whether ref names something a registry could serve (parses as a Docker reference); the
+ * reason in e (may be NULL) when not. */
+bool oci_ref_pullable(const char *ref, struct ml_err *e);
+
+/* ---- the catalog (catalog.c, gc.c) ---- */
+struct oci_image_row {
+	char *tag, *scope, *source;
+	uint64_t size;
+	int64_t created;
+};
+/* Local scope first, then registry; newest first in each. */
+int oci_list(struct oci_store *s, struct oci_image_row **rows, size_t *n, struct ml_err *e);
+void oci_rows_free(struct oci_image_row *rows, size_t n);
+/* Removes tag (local scope first, else registry): -ENOENT with `image not found: "<tag>"`.
+ * Blobs and rootfs images no longer referenced are pruned (skipped while a pull runs). */
+int oci_remove(struct oci_store *s, const char *tag, struct ml_err *e);
+struct oci_gc_info {
+	unsigned blobs, rootfs, temps;
+	uint64_t bytes;
+};
+/* Removes unreferenced blobs and rootfs images, and temp files of dead pulls/imports. Waits for
+ * pulls in progress (they hold the store lock shared). */
+int oci_gc(struct oci_store *s, struct oci_gc_info *info, struct ml_err *e);
+
 #endif

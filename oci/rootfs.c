@@ -69,12 +69,25 @@ static uint64_t guess_size(const struct layers *l)
 		total += (uint64_t)st.st_size * (packed ? 5 : 1);
 	}
 	uint64_t size = total + total * 3 / 10 + (64ULL << 20);
-	return size > OCI_EXPAND_MAX ? OCI_EXPAND_MAX : size;
+	return size > expand_limit() ? expand_limit() : size;
+}
+
+/* A layer that inflates a thousandfold is a bomb, not an image; real images stay far below
+ * the default, and users with huge ones raise it explicitly. */
+uint64_t expand_limit(void)
+{
+	const char *v = getenv("MATCHLOCK_MAX_ROOTFS_MB");
+	char *end = NULL;
+	unsigned long long mb = v ? strtoull(v, &end, 10) : 0;
+	if (!v || !*v || *end || mb == 0)
+		mb = OCI_EXPAND_DEFAULT_MB;
+	uint64_t bytes = mb > (OCI_EXPAND_MAX >> 20) ? OCI_EXPAND_MAX : (uint64_t)mb << 20;
+	return bytes;
 }
 
 static int measure(const struct layers *l, uint64_t *size, uint64_t *inodes, struct ml_err *e)
 {
-	uint64_t bytes = 0, entries = 0, budget = OCI_EXPAND_MAX;
+	uint64_t bytes = 0, entries = 0, budget = expand_limit();
 	for (size_t i = 0; i < l->n; i++) {
 		if (lseek(l->fds[i], 0, SEEK_SET) < 0)
 			return ml_err_set(e, -errno, "layer %s: %m", l->digests[i]);
@@ -94,7 +107,7 @@ static int build(const char *tmp, const struct layers *l, uint64_t size, uint64_
 	int r = ext4_create(tmp, size, inodes, &img, e);
 	if (r < 0)
 		return r;
-	uint64_t budget = OCI_EXPAND_MAX;
+	uint64_t budget = expand_limit();
 	for (size_t i = 0; r == 0 && i < l->n; i++) {
 		ext4_next_generation(img);
 		if (lseek(l->fds[i], 0, SEEK_SET) < 0)

@@ -61,9 +61,9 @@ int oci_store_open(const char *cache_dir, struct oci_store **out, struct ml_err 
 		free(s);
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	}
-	const char *sub[] = { "blobs", "rootfs", "tmp" };
+	const char *sub[] = { "blobs", "rootfs", "tmp", "locks" };
 	int r = store_mkdirs(s->dir, e);
-	for (size_t i = 0; r == 0 && i < 3; i++) {
+	for (size_t i = 0; r == 0 && i < 4; i++) {
 		_cleanup_free_ char *d = store_path(s, "%s", sub[i]);
 		r = d ? store_mkdirs(d, e) : ml_err_set(e, -ENOMEM, "out of memory");
 	}
@@ -123,15 +123,24 @@ static char *col_dup(sqlite3_stmt *st, int i)
 
 int oci_lookup(struct oci_store *s, const char *ref, struct oci_image **out, struct ml_err *e)
 {
+	return store_lookup(s, ref, NULL, out, e);
+}
+
+int store_lookup(struct oci_store *s, const char *ref, const char *scope, struct oci_image **out,
+		 struct ml_err *e)
+{
 	_cleanup_free_ char *tag = oci_ref_normalize(ref, e);
 	if (!tag)
 		return e ? e->code : -EINVAL;
 	sqlite3_stmt *st = NULL;
 	const char *q = "SELECT tag, digest, size, created_at, oci_json FROM images WHERE tag = ?"
+			" AND (?2 IS NULL OR scope = ?2)"
 			" ORDER BY CASE scope WHEN 'local' THEN 0 ELSE 1 END LIMIT 1";
 	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
 		return ml_err_set(e, -EIO, "image store: %s", sqlite3_errmsg(s->db));
 	sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+	if (scope)
+		sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st), r = 0;
 	struct oci_image *img = NULL;
 	if (rc == SQLITE_DONE)

@@ -210,15 +210,40 @@ static void on_boot_timeout(struct ml_loop *l, void *arg)
 }
 
 /* ---- preparation ---- */
+/* Not in the store (or --pull): fetch it from its registry. Progress goes to stderr (stdout
+ * belongs to the guest command), and only on a terminal: in a script, a run whose image turns
+ * out bad prints exactly one line, the error. The VM log records the pull either way. */
+static int pull_image(struct oci_store *store, const struct sandbox_opts *o, struct oci_image **img,
+		      struct ml_err *e)
+{
+	bool tty = isatty(STDERR_FILENO);
+	if (tty)
+		fprintf(stderr, "Pulling %s...\n", o->image);
+	struct oci_pull_opts po = { .force = o->pull, .timeout_s = 600 };
+	int r = oci_pull(store, o->image, &po, img, e);
+	if (r == 0) {
+		ml_info("pulled %s: %s, %.1f MB", o->image, (*img)->digest, (double)(*img)->size / 1e6);
+		if (tty)
+			fprintf(stderr, "Digest: %s\nSize: %.1f MB\n", (*img)->digest, (double)(*img)->size / 1e6);
+	}
+	return r;
+}
+
 static int resolve_image(struct oci_store *store, const struct sandbox_opts *o, const char *data_dir,
 			 struct oci_image **img, struct ml_err *e)
 {
+	_cleanup_free_ char *norm = oci_ref_normalize(o->image, NULL);
+	bool embedded = norm && strcmp(norm, SANDBOX_DEFAULT_IMAGE) == 0;
+	if (o->pull && !embedded)
+		return pull_image(store, o, img, e);
 	int r = oci_lookup(store, o->image, img, e);
 	if (r != -ENOENT)
 		return r;
-	_cleanup_free_ char *norm = oci_ref_normalize(o->image, NULL);
-	if (!norm || strcmp(norm, SANDBOX_DEFAULT_IMAGE) != 0)
-		return ml_err_set(e, -ENOENT, "image not found: \"%s\" (pulling from registries is not supported yet; add it with `matchlock image import %s < image.tar`)", o->image, o->image);
+	if (!embedded) {
+		if (!oci_ref_pullable(o->image, NULL))
+			return r;
+		return pull_image(store, o, img, e);
+	}
 	_cleanup_free_ char *tar = NULL;
 	if (asprintf(&tar, "%s/images/default.tar", data_dir) < 0)
 		return -ENOMEM;

@@ -15,6 +15,7 @@
 
 struct sandbox_opts {
 	const char *image;       /* reference as the user typed it */
+	bool pull;               /* pull again even if the image is in the store (`run --pull`) */
 	double cpus;             /* may be fractional: ceil() vCPUs plus a cgroup quota */
 	unsigned mem_mb;
 	uint64_t disk_mb;

@@ -13,7 +13,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
  qemu-system-x86 libslirp-dev libglib2.0-dev libjansson-dev libgnutls28-dev libfuse3-dev
  libarchive-dev libcurl4-gnutls-dev libseccomp-dev libext2fs-dev libsqlite3-dev libzstd-dev
  zlib1g-dev libcmocka-dev e2fsprogs kmod busybox-static iproute2 util-linux python3 cpio
- docker-registry skopeo umoci dnsmasq-base iperf3 hyperfine"
+ docker-registry skopeo umoci dnsmasq-base iperf3 hyperfine
+ debootstrap openssl curl zstd podman uidmap"
 
 missing=""
 for p in $PKGS; do

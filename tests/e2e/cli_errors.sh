@@ -51,7 +51,9 @@ bad_input "env file line" "parse env file line $T_TMP/envfile:2" run --image x -
 bad_input "add-host format" "invalid add-host mapping" run --image x --add-host invalid-spec -- true
 bad_input "add-host ip" 'invalid add-host ip: "999.1.1.1"' run --image x --add-host h:999.1.1.1 -- true
 bad_input "unknown command" 'unknown command "frobnicate"' frobnicate
-bad_input "later command" "matchlock pull is not supported yet" pull alpine
-bad_input "image not in store" 'image not found: "no-such-image:1.0"' run --image no-such-image:1.0 -- true
+bad_input "later command" "matchlock exec is not supported yet" exec vm-12345678 true
+# Not in the store, and its registry (a closed loopback port) cannot be reached.
+bad_input "image not in store, registry down" "127.0.0.1:9/no-such-image:1.0" run --image 127.0.0.1:9/no-such-image:1.0 -- true
+bad_input "malformed image reference" "invalid reference" run --image 'Bad Ref!' -- true
 check_no_qemu_left "no VM was started by any bad input"
 done_testing

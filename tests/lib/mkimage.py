@@ -7,8 +7,12 @@ given (uid, gid, mode, type), so the tests know what the guest must show.
 
 Scenarios: fidelity (many entry types; EXPECT gets 'path uid gid mode type [target]' lines),
 whiteout, traversal, abs-hardlink, hardlink-outside, truncated, config (Entrypoint/Cmd/Env/
-User/WorkingDir set)."""
-import gzip, hashlib, io, json, sys, tarfile, time
+User/WorkingDir set); for the registry tests: multilayer (whiteouts, hard links, setuid over
+three layers: gzip, uncompressed, zstd), platforms (an index: linux/arm64 first, linux/arm/v7,
+linux/amd64; each adds /platform naming itself), noamd64 (an index without linux/amd64), big
+(a 100 MB uncompressed layer of random bytes), bomb (a gzip layer of 1 MiB expanding to 16 GiB:
+concatenated gzip members of zeros)."""
+import gzip, hashlib, io, json, os, shutil, subprocess, sys, tarfile, time
 
 def blob(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -70,6 +74,65 @@ def fidelity(tar, expect):
             t = "regular empty file"
         expect.append(f"/{name} {uid} {gid} {mode:o} {t}" + (f" -> {link}" if link else ""))
 
+def zstd(data):
+    if not shutil.which("zstd"):
+        return None
+    return subprocess.run(["zstd", "-q", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
+
+def bomb_layer(size):
+    """A tar of one file of `size` zero bytes, gzip'd as many members of 1 MiB of zeros each."""
+    ti = tarfile.TarInfo("bomb")
+    ti.size, ti.mode, ti.mtime = size, 0o644, 1700000000
+    zeros = gzip.compress(bytes(1 << 20), compresslevel=9, mtime=0)
+    parts = [gzip.compress(ti.tobuf(tarfile.GNU_FORMAT), mtime=0)] + [zeros] * (size >> 20)
+    parts.append(gzip.compress(bytes(1024), mtime=0))
+    return b"".join(parts)
+
+def write_layout(out, blobs, index):
+    with tarfile.open(out, "w") as tar:
+        def put(name, data):
+            ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = int(time.time())
+            tar.addfile(ti, io.BytesIO(data))
+        put("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        put("index.json", index)
+        for d, data in blobs.items():
+            put("blobs/sha256/" + d.split(":")[1], data)
+
+def write_index(out, config, layers, plats):
+    """One manifest per platform (base layers + a layer whose /platform names it), in an OCI
+    index that is itself the image tagged "latest" (so `skopeo copy --all` pushes all of it)."""
+    blobs, entries = {}, []
+    for arch, variant in plats:
+        name = "linux/" + arch + ("/" + variant if variant else "")
+        marker = layer_bytes(lambda t: add(t, "platform", data=(name + "\n").encode()))
+        comp = gzip.compress(marker, mtime=0)
+        blobs[blob(comp)] = comp
+        cfg = json.loads(json.dumps(config))
+        cfg["architecture"] = arch
+        if variant:
+            cfg["variant"] = variant
+        cfg["rootfs"]["diff_ids"].append(blob(marker))
+        descs = []
+        for desc, data in layers:
+            blobs[desc["digest"]] = data
+            descs.append(desc)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": blob(comp), "size": len(comp)})
+        c = json.dumps(cfg).encode()
+        blobs[blob(c)] = c
+        m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(c), "size": len(c)},
+                        "layers": descs}).encode()
+        blobs[blob(m)] = m
+        p = {"architecture": arch, "os": "linux"}
+        if variant:
+            p["variant"] = variant
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": blob(m), "size": len(m), "platform": p})
+    inner = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}).encode()
+    blobs[blob(inner)] = inner
+    index = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+                        "digest": blob(inner), "size": len(inner), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}).encode()
+    write_layout(out, blobs, index)
+
 def build(scenario, base, out, expect_path):
     config, layers = read_base(base)
     expect = []
@@ -102,6 +165,31 @@ def build(scenario, base, out, expect_path):
                                             add(t, "entry.sh", data=b"#!/bin/sh\necho entry:\"$@\"\n", mode=0o755))))
         config["config"].update({"Entrypoint": ["/entry.sh"], "Cmd": ["from-cmd"], "User": "nobody",
                                  "WorkingDir": "/work", "Env": config["config"]["Env"] + ["IMG_VAR=from-image"]})
+    elif scenario == "multilayer":
+        def l1(t):
+            add(t, "ml", tarfile.DIRTYPE, mode=0o755)
+            add(t, "ml/orig", data=b"original\n")
+            add(t, "ml/hard", tarfile.LNKTYPE, link="ml/orig")
+            add(t, "ml/suid", data=b"#!/bin/sh\n", mode=0o4755)
+            add(t, "ml/sgid", data=b"g", gid=50, mode=0o2755)
+            add(t, "ml/gone", data=b"to be removed")
+            add(t, "ml/opq", tarfile.DIRTYPE, mode=0o755)
+            add(t, "ml/opq/old", data=b"old")
+        def l2(t):
+            add(t, "ml/.wh.gone")
+            add(t, "ml/opq", tarfile.DIRTYPE, mode=0o755)
+            add(t, "ml/opq/.wh..wh..opq")
+            add(t, "ml/opq/new", data=b"new")
+        def l3(t):
+            add(t, "ml/late", data=b"zstd layer\n", uid=1000, gid=1000, mode=0o640)
+        extra += [layer_bytes(l1), ("raw", layer_bytes(l2)), ("zstd", layer_bytes(l3))]
+    elif scenario in ("platforms", "noamd64"):
+        plats = [("arm64", None), ("arm", "v7")] + ([("amd64", None)] if scenario == "platforms" else [("s390x", None)])
+        return write_index(out, config, layers, plats)
+    elif scenario == "big":
+        extra.append(("raw", layer_bytes(lambda t: add(t, "big.bin", data=os.urandom(100 << 20)))))
+    elif scenario == "bomb":
+        extra.append(("bomb", bomb_layer(16 << 30)))
     else:
         sys.exit("unknown scenario " + scenario)
     blobs, descs = {}, []
@@ -109,7 +197,16 @@ def build(scenario, base, out, expect_path):
         blobs[desc["digest"]] = data
         descs.append(desc)
     for x in extra:
-        if isinstance(x, tuple):
+        mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+        if isinstance(x, tuple) and x[0] == "raw":
+            comp, diff, mt = x[1], blob(x[1]), "application/vnd.oci.image.layer.v1.tar"
+        elif isinstance(x, tuple) and x[0] == "zstd":
+            comp, diff = zstd(x[1]), blob(x[1])
+            if comp is None:
+                comp = gzip.compress(x[1], mtime=0)
+            else:
+                mt = "application/vnd.oci.image.layer.v1.tar+zstd"
+        elif isinstance(x, tuple):
             comp = x[1]
             diff = blob(b"")  # unknowable: the layer is broken on purpose
         else:
@@ -117,7 +214,7 @@ def build(scenario, base, out, expect_path):
             diff = blob(x)
         d = blob(comp)
         blobs[d] = comp
-        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": len(comp)})
+        descs.append({"mediaType": mt, "digest": d, "size": len(comp)})
         config["rootfs"]["diff_ids"].append(diff)
     cfg = json.dumps(config).encode()
     blobs[blob(cfg)] = cfg
@@ -127,14 +224,7 @@ def build(scenario, base, out, expect_path):
     blobs[blob(manifest)] = manifest
     index = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                         "digest": blob(manifest), "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}).encode()
-    with tarfile.open(out, "w") as tar:
-        def put(name, data):
-            ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = int(time.time())
-            tar.addfile(ti, io.BytesIO(data))
-        put("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        put("index.json", index)
-        for d, data in blobs.items():
-            put("blobs/sha256/" + d.split(":")[1], data)
+    write_layout(out, blobs, index)
     if expect_path:
         with open(expect_path, "w") as f:
             f.write("\n".join(sorted(expect)) + "\n")
