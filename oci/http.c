@@ -339,6 +339,11 @@ int reg_get_manifest(struct reg_conn *c, const char *object, struct reg_resp *ou
 	}
 	if (out->too_big)
 		return ml_err_set(e, -EFBIG, "manifest larger than 4 MiB: refused");
+	/* the likely cause is a plain-HTTP registry: say how to allow it, not just what TLS saw */
+	if (probing && !c->plain_ok && tls_refused(rc))
+		return ml_err_set(e, -EPROTO, "HTTPS to %s failed (%s); if it is a plain-HTTP registry, "
+				  "list it in MATCHLOCK_INSECURE_REGISTRIES", c->host,
+				  errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	if (rc != CURLE_OK)
 		return reg_curl_error(c, rc, errbuf, e);
 	if (out->status == 404)

@@ -198,3 +198,15 @@ check_fails() {
 	if grep -qiE "$2" "$3.only"; then ok "$1: says /$2/"; else fail "$1: wanted /$2/ in [$(head -c 400 "$3.only")]"; fi
 	check_one_line "$1: one line" "$3.only"
 }
+
+# ml_with_hosts HOSTSFILE ARGS...: `ml` in a private mount namespace whose /etc/hosts is
+# HOSTSFILE, so a test can give a loopback registry a non-loopback name (nothing leaves
+# loopback). The bind mount needs root; matchlock itself still runs as the test user.
+ml_with_hosts() {
+	_hosts=$1
+	shift
+	# shellcheck disable=SC2086
+	unshare --mount --propagation private sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$_hosts" \
+		setpriv --reuid="$ML_USER" --regid="$ML_USER" --init-groups --inh-caps=-all \
+		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$ML_HOME" XDG_CACHE_HOME="$ML_CACHE" ${ML_ENV:-} "$ML_BIN" "$@"
+}
