@@ -23,21 +23,6 @@
 
 enum { J_PENDING, J_RUNNING, J_DONE };
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void fsync_dir(struct oci_store *s, const char *sub)
 {
 	_cleanup_free_ char *dir = store_path(s, "%s", sub);
@@ -58,7 +43,7 @@ int blob_write(struct oci_store *s, const char *hex, const char *ext, const void
 	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return ml_err_set(e, -errno, "create %s: %m", tmp);
-	int r = write_all(fd, buf, len);
+	int r = oci_write_all(fd, buf, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && rename(tmp, final) < 0)
@@ -86,7 +71,7 @@ static size_t job_write(char *p, size_t sz, size_t n, void *arg)
 		j->too_big = true;
 		return 0;
 	}
-	int r = write_all(j->fd, p, len);
+	int r = oci_write_all(j->fd, p, len);
 	if (r < 0) {
 		j->err = r;
 		return 0;

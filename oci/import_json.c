@@ -49,26 +49,6 @@ static char *blob_member(const char *digest)
 	return m;
 }
 
-static bool layer_type_ok(const char *mt)
-{
-	static const char *ok[] = {
-		"application/vnd.oci.image.layer.v1.tar",
-		"application/vnd.oci.image.layer.v1.tar+gzip",
-		"application/vnd.oci.image.layer.v1.tar+zstd",
-		"application/vnd.oci.image.layer.nondistributable.v1.tar",
-		"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-		"application/vnd.docker.image.rootfs.diff.tar.gzip",
-		"application/vnd.docker.image.rootfs.diff.tar",
-	};
-	if (!mt)
-		return true; /* Docker's own layouts sometimes omit it; content is sniffed later */
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (strcmp(mt, ok[i]) == 0)
-			return true;
-	return false;
-}
-
 static int alloc_layers(struct import_plan *p, size_t n, struct ml_err *e)
 {
 	if (n == 0)
@@ -102,7 +82,7 @@ static int plan_manifest(json_t *m, struct import_plan *p, struct ml_err *e)
 		const char *mt = json_string_value(json_object_get(l, "mediaType"));
 		if (!digest_valid(d))
 			return ml_err_set(e, -EINVAL, "invalid image archive: manifest: layer %zu: bad digest", i);
-		if (!layer_type_ok(mt))
+		if (!oci_layer_media_ok(mt))
 			return ml_err_set(e, -EINVAL, "invalid image archive: layer %s: unsupported media type %s", d, mt);
 		if (!(p->layer_digest[i] = strdup(d)) || !(p->layer_member[i] = blob_member(d)))
 			return ml_err_set(e, -ENOMEM, "out of memory");

@@ -35,6 +35,11 @@ void sha256_update(struct sha256 *h, const void *p, size_t n);
 void sha256_done(struct sha256 *h, char hex[65]);
 int sha256_fd(int fd, char hex[65], struct ml_err *e);
 
+/* spool.c: writes all of p (short writes and EINTR retried); 0 or -errno. */
+int oci_write_all(int fd, const void *p, size_t n);
+/* manifest.c: layer media types we can unpack (OCI and Docker; tar, gzip, zstd). */
+bool oci_layer_media_ok(const char *mt);
+
 /* config.c */
 int config_parse(const char *json, size_t len, struct oci_config *c, struct ml_err *e);
 void config_clear(struct oci_config *c);

@@ -67,7 +67,7 @@ static int desc_read(json_t *d, struct mf_desc *out, const char *what, struct ml
 	return 0;
 }
 
-static bool layer_type_ok(const char *mt)
+bool oci_layer_media_ok(const char *mt)
 {
 	static const char *ok[] = {
 		"application/vnd.oci.image.layer.v1.tar",
@@ -111,7 +111,7 @@ int manifest_parse(const char *buf, size_t len, struct manifest *m, struct ml_er
 		char what[32];
 		snprintf(what, sizeof(what), "layer %zu", i);
 		r = desc_read(l, &m->layers[i], what, e);
-		if (r == 0 && !layer_type_ok(mt))
+		if (r == 0 && !oci_layer_media_ok(mt))
 			r = ml_err_set(e, -ENOTSUP, "layer %s: unsupported media type %.100s", m->layers[i].digest, mt);
 		m->n_layers = i + 1;
 	}

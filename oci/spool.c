@@ -113,7 +113,7 @@ static struct member *add_member(struct spool *sp, const char *name, struct ml_e
 	return m;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+int oci_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
 	while (n) {
@@ -153,7 +153,7 @@ static int spool_data(struct spool *sp, struct member *m, struct archive *a, con
 		const void *p = a ? buf : data;
 		sha256_update(h, p, (size_t)n);
 		m->size += (uint64_t)n;
-		if ((r = write_all(fd, p, (size_t)n)) < 0)
+		if ((r = oci_write_all(fd, p, (size_t)n)) < 0)
 			r = ml_err_set(e, r, "write %s: %s", m->file, strerror(-r));
 		if (!a)
 			break;
