@@ -7,13 +7,13 @@ BUILT   := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-protector-strong
-PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib libcurl
+PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib libcurl slirp glib-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
 B        := build
 DATA     := $(B)/lib/matchlock
-LIB_SRCS := $(wildcard base/*.c vmm/*.c oci/*.c ext4/*.c rpc/*.c) agent/proto.c $(filter-out cli/main.c,$(wildcard cli/*.c))
+LIB_SRCS := $(wildcard base/*.c vmm/*.c oci/*.c ext4/*.c rpc/*.c slirpnet/*.c) agent/proto.c $(filter-out cli/main.c,$(wildcard cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 AGENT_SRCS := $(filter-out agent/proto.c,$(wildcard agent/*.c)) agent/proto.c base/err.c base/log.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(B)/agent-obj/%.o)

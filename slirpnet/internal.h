@@ -1,0 +1,108 @@
+/* slirpnet/internal.h - state shared by the files of slirpnet/ (not part of the API). */
+#ifndef ML_SLIRPNET_INTERNAL_H
+#define ML_SLIRPNET_INTERNAL_H
+
+#include <slirp/libslirp.h>
+#include <stdbool.h>
+
+#include "slirpnet/frame.h"
+#include "slirpnet/slirpnet.h"
+
+#define OUTQ_MAX 4096     /* frames queued for the guest */
+#define DNS_PENDING_MAX 256
+#define DNS_QUESTION_MAX 264  /* name (<= 255) + type + class, rounded */
+
+enum nat_state { NAT_FREE, NAT_PENDING, NAT_OPEN, NAT_LINGER };
+
+/* One guest TCP flow: guest port + original destination <-> slot address inside vnetwork. */
+struct nat_flow {
+	enum nat_state state;
+	uint16_t gport;        /* guest source port (the source address is always the guest's) */
+	uint32_t odst;         /* original destination, host order */
+	uint16_t odport;
+	uint32_t sip;          /* slot registered with slirp_add_unix */
+	uint16_t sport;
+	bool registered;       /* sip:sport is a guestfwd of this entry (kept while FREE too) */
+	bool guest_fin, slirp_fin;
+	int64_t deadline_ms;   /* PENDING: half-open reap; LINGER: forget */
+	int next_g, next_s;    /* hash chains (entry index, -1 = end) */
+};
+
+struct dns_pending {
+	bool used;
+	uint16_t up_id, guest_id;
+	uint16_t gport;
+	uint32_t asked;        /* address the guest sent the query to: the reply comes from it */
+	size_t server;         /* index in cfg.dns */
+	int64_t deadline_ms;
+	size_t qlen;
+	uint8_t question[DNS_QUESTION_MAX];
+};
+
+struct sn_timer {
+	SlirpTimerCb cb;
+	void *opaque;
+	int64_t expire_ms;     /* -1: not armed */
+	struct sn_timer *next;
+};
+
+struct outq {
+	uint8_t *frame[OUTQ_MAX];
+	size_t len[OUTQ_MAX];
+	size_t head, count;
+};
+
+struct slirpnet {
+	struct slirpnet_config cfg;
+	uint32_t guest_ip, gateway, dns_alias, netmask, vnet; /* host order */
+	uint8_t gw_mac[6];
+	Slirp *slirp;
+	struct slirpnet_stats st;
+	struct outq out;
+	uint8_t *scratch;      /* 2 x scratch_cap: [0] guest frame being rewritten, [cap] slirp output */
+	size_t scratch_cap;
+
+	/* flows */
+	char dir[128];
+	char sock_path[160];
+	bool own_dir;
+	int listener;
+	struct nat_flow *flows;
+	uint32_t next_slot;
+	unsigned next_entry;   /* round-robin start for the next free entry */
+	int *hguest, *hslot;   /* hash heads, hmask + 1 of each */
+	unsigned hmask;
+
+	/* DNS */
+	int dns_fd;
+	uint16_t dns_next_id;
+	struct dns_pending dns[DNS_PENDING_MAX];
+
+	/* polling */
+	struct pollfd *pfds;
+	size_t npfds, pfds_cap;
+	struct sn_timer *timers;
+};
+
+int64_t sn_now_ms(void);
+void sn_drop(struct slirpnet *sn, enum slirpnet_drop reason);
+/* Queues a copy of a frame for the guest (counted and dropped when the queue is full). */
+void sn_queue_out(struct slirpnet *sn, const uint8_t *frame, size_t len);
+
+/* dns.c */
+bool dns_wants(const struct slirpnet *sn, const struct frame *f);
+void dns_from_guest(struct slirpnet *sn, const uint8_t *p, const struct frame *f);
+int dns_open(struct slirpnet *sn, struct ml_err *e);
+void dns_close(struct slirpnet *sn);
+void dns_readable(struct slirpnet *sn);
+void dns_expire(struct slirpnet *sn, int64_t now, int64_t *next);
+
+/* nat.c */
+int nat_open(struct slirpnet *sn, struct ml_err *e);
+void nat_close(struct slirpnet *sn);
+void nat_tcp_from_guest(struct slirpnet *sn, const uint8_t *p, size_t len, const struct frame *f);
+/* Frame from libslirp to the guest: rewrites slot sources back; false = drop it. */
+bool nat_to_guest(struct slirpnet *sn, uint8_t *p, size_t len);
+void nat_expire(struct slirpnet *sn, int64_t now, int64_t *next);
+
+#endif
