@@ -9,20 +9,7 @@
 # Needs root for the image build (debootstrap) and for running podman as the unprivileged test
 # user (rootless podman wants /etc/subuid entries: added for that user when missing).
 set -u
-if ! declare -F row >/dev/null; then
-	cd "$(dirname "$0")/.." || exit 1
-	REPO=$PWD
-	ML=$REPO/build/bin/matchlock
-	IMG=matchlock/default:latest
-	W=$(mktemp -d /tmp/matchlock-bench.XXXXXX)
-	trap 'rm -rf "$W"' EXIT
-	export HOME=$W/home XDG_CACHE_HOME=
-	mkdir -p "$HOME"
-	now() { date +%s.%N; }
-	median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-	ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
-	row() { printf '%-34s ours %-12s baseline %-12s (%s)  ratio %s  goal %s\n' "$1" "$2" "$3" "$4" "$5" "$6"; }
-fi
+declare -F row >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PN=${BENCH_PULLS:-3}
 WN=${BENCH_WARM:-5}
 PB=$W/pull

@@ -4,21 +4,10 @@
 # numbers do not depend on it). Knobs: BENCH_BOOTS (boot-time samples, default 10),
 # BENCH_RELIABILITY (consecutive runs, default 200), BENCH_RTT (round trips, default 500).
 set -u
-cd "$(dirname "$0")/.."
-REPO=$PWD
-ML=$REPO/build/bin/matchlock
-IMG=matchlock/default:latest
-W=$(mktemp -d /tmp/matchlock-bench.XXXXXX)
-trap 'rm -rf "$W"' EXIT
-export HOME=$W/home XDG_CACHE_HOME=
-mkdir -p "$HOME"
+. "$(dirname "$0")/lib.sh"
 N=${BENCH_BOOTS:-10}
 REL=${BENCH_RELIABILITY:-200}
 RTT=${BENCH_RTT:-500}
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
-row() { printf '%-34s ours %-12s baseline %-12s (%s)  ratio %s  goal %s\n' "$1" "$2" "$3" "$4" "$5" "$6"; }
 
 echo "# matchlock bench $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -n): $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), accel $(MATCHLOCK_LOG=info $ML run --image $IMG -- true 2>&1 | grep -o 'accelerator [a-z]*' | head -1 | cut -d' ' -f2)"
 
@@ -92,7 +81,7 @@ P
 $ML image import bench/big:1 "$W/big.tar" >/dev/null 2>&1
 ours=$("$REPO/build/tests/tools/mlrootfs" bench/big:1 | sed 's/.*build_s=\([0-9.]*\).*/\1/')
 sz=$(du -sm "$W/tree" | cut -f1)
-s=$(now); rm -rf "$W/x"; mkdir "$W/x"; tar -xf "$W/layer.tar" -C "$W/x"; m=$(now); mke2fs -q -t ext4 -d "$W/x" "$W/mk.img" 1G 2>/dev/null; e=$(now)
+s=$(now); rm -rf "$W/x"; mkdir "$W/x"; tar -xf "$W/layer.tar" -C "$W/x"; m=$(now); mke2fs -q -t ext4 -d "$W/x" "$W/mk.img" 1G >/dev/null 2>&1; e=$(now)
 base=$(echo "$e - $s" | bc); mkonly=$(echo "$e - $m" | bc)
 row "rootfs build ${sz} MB (s)" "$ours" "$base" "root: tar -x + mke2fs -d" "$(ratio "$ours" "$base")" "<= 1.0"
 row "rootfs build ${sz} MB (s)" "$ours" "$mkonly" "mke2fs -d alone" "$(ratio "$ours" "$mkonly")" "-"

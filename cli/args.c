@@ -236,3 +236,16 @@ void args_print_flags(const struct flag *flags)
 	}
 	printf("  -h, --help                       help for this command\n");
 }
+
+int args_parse_cmd(struct flag *flags, int argc, char **argv, struct strv *pos,
+		   const char *help_text, struct ml_err *e)
+{
+	int dd;
+	bool help;
+	int r = args_parse(flags, argc, argv, pos, &dd, &help, e);
+	if (r < 0 || !help)
+		return r;
+	printf("%s\nFlags:\n", help_text);
+	args_print_flags(flags);
+	return 1;
+}

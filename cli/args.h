@@ -42,6 +42,10 @@ struct flag {
  * Returns 0 or -EINVAL with the reference's message in e. */
 int args_parse(struct flag *flags, int argc, char **argv, struct strv *pos, int *dashdash,
 	       bool *help, struct ml_err *e);
+/* args_parse for a subcommand: on -h/--help prints help_text, then "Flags:" and the flags,
+ * and returns 1; else 0 or -EINVAL. */
+int args_parse_cmd(struct flag *flags, int argc, char **argv, struct strv *pos,
+		   const char *help_text, struct ml_err *e);
 const struct flag *args_find(const struct flag *flags, const char *name);
 void args_print_flags(const struct flag *flags);
 

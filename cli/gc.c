@@ -19,17 +19,11 @@ int cmd_gc(int argc, char **argv, struct ml_err *e)
 		{ NULL, 0, 0, NULL, NULL, NULL, false, false },
 	};
 	struct strv pos = { 0 };
-	int dd;
-	bool help;
-	int r = args_parse(t, argc, argv, &pos, &dd, &help, e);
-	if (r < 0)
-		return r;
-	if (help) {
-		printf("Remove what crashed sandboxes left behind (scratch disks, sockets).\n\n"
-		       "Usage:\n  matchlock gc [vm-id] [flags]\n\nFlags:\n");
-		args_print_flags(t);
-		return 0;
-	}
+	int r = args_parse_cmd(t, argc, argv, &pos,
+			       "Remove what crashed sandboxes left behind (scratch disks, sockets).\n\n"
+			       "Usage:\n  matchlock gc [vm-id] [flags]\n", e);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (pos.n > 1)
 		return ml_err_set(e, -22, "accepts at most 1 arg(s), received %zu", pos.n);
 	struct gc_report rep = { .line = print_line };

@@ -17,17 +17,11 @@ static int image_import(int argc, char **argv, struct ml_err *e)
 {
 	struct flag t[] = { { NULL, 0, 0, NULL, NULL, NULL, false, false } };
 	struct strv pos = { 0 };
-	int dd;
-	bool help;
-	int r = args_parse(t, argc, argv, &pos, &dd, &help, e);
-	if (r < 0)
-		return r;
-	if (help) {
-		printf("Import an image from a `docker save` tarball or an OCI image layout tar.\n\n"
-		       "Usage:\n  matchlock image import <tag> [file]   (reads stdin without a file)\n\nFlags:\n");
-		args_print_flags(t);
-		return 0;
-	}
+	int r = args_parse_cmd(t, argc, argv, &pos,
+			       "Import an image from a `docker save` tarball or an OCI image layout tar.\n\n"
+			       "Usage:\n  matchlock image import <tag> [file]   (reads stdin without a file)\n", e);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (pos.n < 1 || pos.n > 2)
 		return ml_err_set(e, -EINVAL, "accepts between 1 and 2 arg(s), received %zu", pos.n);
 	const char *tag = pos.v[0];
@@ -40,13 +34,8 @@ static int image_import(int argc, char **argv, struct ml_err *e)
 	} else {
 		fprintf(stderr, "Importing %s from stdin...\n", tag);
 	}
-	_cleanup_free_ char *cache = ml_cache_dir();
-	if (!cache)
-		return -ENOMEM;
-	if ((r = ml_mkdir_p(cache, 0700)) < 0)
-		return ml_err_set(e, r, "creating %s: %s", cache, strerror(-r));
 	struct oci_store *store = NULL;
-	if ((r = oci_store_open(cache, &store, e)) < 0)
+	if ((r = ml_store_open(&store, e)) < 0)
 		return r;
 	struct oci_import_info info = { 0 };
 	r = oci_import(store, tag, fd >= 0 ? fd : STDIN_FILENO, &info, e);
@@ -58,31 +47,19 @@ static int image_import(int argc, char **argv, struct ml_err *e)
 	return 0;
 }
 
-static int store_open_cli(struct oci_store **store, struct ml_err *e)
-{
-	_cleanup_free_ char *cache = ml_cache_dir();
-	if (!cache)
-		return ml_err_set(e, -ENOMEM, "out of memory");
-	int r = ml_mkdir_p(cache, 0700);
-	if (r < 0)
-		return ml_err_set(e, r, "creating %s: %s", cache, strerror(-r));
-	return oci_store_open(cache, store, e);
-}
-
-/* Parses a subcommand that takes no flags; prints help_text on -h. 1 = help was shown. */
+/* A subcommand without flags of its own. 1 = help was shown. */
 static int simple_args(int argc, char **argv, struct strv *pos, const char *help_text, struct ml_err *e)
 {
 	struct flag t[] = { { NULL, 0, 0, NULL, NULL, NULL, false, false } };
-	int dd;
-	bool help;
-	int r = args_parse(t, argc, argv, pos, &dd, &help, e);
-	if (r < 0)
-		return r;
-	if (help) {
-		printf("%s", help_text);
-		return 1;
-	}
-	return 0;
+	return args_parse_cmd(t, argc, argv, pos, help_text, e);
+}
+
+/* SOURCE column: registry-cache rows say "registry"; local rows their stored source. */
+static const char *row_source(const struct oci_image_row *row)
+{
+	if (!strcmp(row->scope, "registry"))
+		return "registry";
+	return *row->source ? row->source : "local";
 }
 
 static void print_table(const struct oci_image_row *rows, size_t n)
@@ -92,7 +69,7 @@ static void print_table(const struct oci_image_row *rows, size_t n)
 	if (!sz)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		const char *src = !strcmp(rows[i].scope, "registry") ? "registry" : *rows[i].source ? rows[i].source : "local";
+		const char *src = row_source(&rows[i]);
 		snprintf(sz[i], sizeof(sz[i]), "%.1f MB", (double)rows[i].size / 1e6);
 		w[0] = strlen(rows[i].tag) > w[0] ? strlen(rows[i].tag) : w[0];
 		w[1] = strlen(src) > w[1] ? strlen(src) : w[1];
@@ -100,7 +77,7 @@ static void print_table(const struct oci_image_row *rows, size_t n)
 	}
 	printf("%-*s  %-*s  %-*s  %s\n", (int)w[0], "TAG", (int)w[1], "SOURCE", (int)w[2], "SIZE", "CREATED");
 	for (size_t i = 0; i < n; i++) {
-		const char *src = !strcmp(rows[i].scope, "registry") ? "registry" : *rows[i].source ? rows[i].source : "local";
+		const char *src = row_source(&rows[i]);
 		char when[32] = "";
 		time_t c = (time_t)rows[i].created;
 		struct tm tm;
@@ -122,7 +99,7 @@ static int image_ls(int argc, char **argv, struct ml_err *e)
 	struct oci_store *store = NULL;
 	struct oci_image_row *rows = NULL;
 	size_t n = 0;
-	if ((r = store_open_cli(&store, e)) == 0 && (r = oci_list(store, &rows, &n, e)) == 0)
+	if ((r = ml_store_open(&store, e)) == 0 && (r = oci_list(store, &rows, &n, e)) == 0)
 		print_table(rows, n);
 	oci_rows_free(rows, n);
 	oci_store_free(store);
@@ -138,7 +115,7 @@ static int image_rm(int argc, char **argv, struct ml_err *e)
 		return r < 0 ? r : 0;
 	}
 	struct oci_store *store = NULL;
-	if ((r = store_open_cli(&store, e)) == 0 && (r = oci_remove(store, pos.v[0], e)) == 0)
+	if ((r = ml_store_open(&store, e)) == 0 && (r = oci_remove(store, pos.v[0], e)) == 0)
 		printf("Removed %s\n", pos.v[0]);
 	oci_store_free(store);
 	strv_clear(&pos);
@@ -156,7 +133,7 @@ static int image_gc(int argc, char **argv, struct ml_err *e)
 	}
 	struct oci_store *store = NULL;
 	struct oci_gc_info info = { 0 };
-	if ((r = store_open_cli(&store, e)) == 0 && (r = oci_gc(store, &info, e)) == 0) {
+	if ((r = ml_store_open(&store, e)) == 0 && (r = oci_gc(store, &info, e)) == 0) {
 		printf("Removed %u unreferenced blobs\n", info.blobs);
 		if (info.rootfs)
 			printf("Removed %u unreferenced rootfs images\n", info.rootfs);

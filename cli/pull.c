@@ -57,17 +57,6 @@ void cli_pull_progress(void *arg, unsigned layer, unsigned layers, uint64_t done
 	draw(p);
 }
 
-static int open_store(struct oci_store **store, struct ml_err *e)
-{
-	_cleanup_free_ char *cache = ml_cache_dir();
-	if (!cache)
-		return ml_err_set(e, -ENOMEM, "out of memory");
-	int r = ml_mkdir_p(cache, 0700);
-	if (r < 0)
-		return ml_err_set(e, r, "creating %s: %s", cache, strerror(-r));
-	return oci_store_open(cache, store, e);
-}
-
 int cmd_pull(int argc, char **argv, struct ml_err *e)
 {
 	bool force = false;
@@ -78,16 +67,10 @@ int cmd_pull(int argc, char **argv, struct ml_err *e)
 		{ NULL, 0, 0, NULL, NULL, NULL, false, false },
 	};
 	struct strv pos = { 0 };
-	int dd;
-	bool help;
-	int r = args_parse(t, argc, argv, &pos, &dd, &help, e);
-	if (r < 0)
-		return r;
-	if (help) {
-		printf("Pull an image from a registry.\n\nUsage:\n  matchlock pull [flags] <image>\n\nFlags:\n");
-		args_print_flags(t);
-		return 0;
-	}
+	int r = args_parse_cmd(t, argc, argv, &pos,
+			       "Pull an image from a registry.\n\nUsage:\n  matchlock pull [flags] <image>\n", e);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (pos.n != 1) {
 		r = ml_err_set(e, -EINVAL, "accepts 1 arg(s), received %zu", pos.n);
 		strv_clear(&pos);
@@ -95,7 +78,7 @@ int cmd_pull(int argc, char **argv, struct ml_err *e)
 	}
 	const char *ref = pos.v[0];
 	struct oci_store *store = NULL;
-	if (!oci_ref_pullable(ref, e) || (r = open_store(&store, e)) < 0) {
+	if (!oci_ref_pullable(ref, e) || (r = ml_store_open(&store, e)) < 0) {
 		r = r < 0 ? r : e->code;
 		strv_clear(&pos);
 		return r;

@@ -34,6 +34,20 @@ char *ml_state_dir(void)
 	return asprintf(&p, "%s/.matchlock", home_dir()) < 0 ? NULL : p;
 }
 
+int ml_store_open(struct oci_store **out, struct ml_err *e)
+{
+	char *cache = ml_cache_dir();
+	if (!cache)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	int r = ml_mkdir_p(cache, 0700);
+	if (r < 0)
+		ml_err_set(e, r, "creating %s: %s", cache, strerror(-r));
+	else
+		r = oci_store_open(cache, out, e);
+	free(cache);
+	return r;
+}
+
 int ml_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[4096];

@@ -371,10 +371,8 @@ int sandbox_create(const struct sandbox_opts *o, struct ml_loop *loop, struct sa
 	struct oci_store *store = NULL;
 	if (r == 0 && !cache)
 		r = ml_err_set(e, -ENOMEM, "out of memory");
-	if (r == 0 && (r = ml_mkdir_p(cache, 0700)) < 0)
-		ml_err_set(e, r, "creating %s: %s", cache, strerror(-r));
 	if (r == 0)
-		r = oci_store_open(cache, &store, e);
+		r = ml_store_open(&store, e);
 	if (r == 0)
 		r = resolve_image(store, o, sb->assets.data_dir, &sb->img, e);
 	if (r == 0)

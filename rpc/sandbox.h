@@ -51,6 +51,8 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state);
 /* Directories (malloc'd): $XDG_CACHE_HOME/matchlock or ~/.cache/matchlock; ~/.matchlock. */
 char *ml_cache_dir(void);
 char *ml_state_dir(void);
+/* Opens the user's image store (creating ~/.cache/matchlock 0700 if needed). */
+int ml_store_open(struct oci_store **out, struct ml_err *e);
 /* mkdir -p with mode for every created component. */
 int ml_mkdir_p(const char *path, mode_t mode);
 /* rm -rf of a directory we own (does not follow symlinks). */
