@@ -40,6 +40,9 @@ int config_apply(const struct proto_config *c, struct ml_err *e);
 /* cgroup every exec joins, or NULL when no CPU quota was asked for. */
 const char *config_exec_cgroup(void);
 
+/* --- net.c: eth0 10.0.2.15/24 via 10.0.2.2 with the given MTU, IPv6 off --- */
+int net_configure(uint32_t mtu, struct ml_err *e);
+
 /* --- user.c: EX_USER resolved against the guest's own /etc/passwd and /etc/group --- */
 struct user_ids {
 	uid_t uid;

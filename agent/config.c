@@ -1,4 +1,4 @@
-/* agent/config.c - apply PT_CONFIG once: root switch, clock, names, resolver, CPU quota, loopback. */
+/* agent/config.c - apply PT_CONFIG once: root switch, clock, names, resolver, CPU quota, loopback, eth0. */
 #include "agent/agent.h"
 
 #include <errno.h>
@@ -99,6 +99,7 @@ int config_apply(const struct proto_config *c, struct ml_err *e)
 		r = set_cpu_quota(c->cpu_quota_us, e);
 	if (r == 0)
 		r = loopback_up(e);
-	/* CFG_NETWORK / CFG_MTU (eth0) are not handled yet: the network module is not there. */
+	if (r == 0 && c->network)
+		r = net_configure(c->mtu ? c->mtu : 1500, e);
 	return r;
 }

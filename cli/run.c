@@ -1,5 +1,6 @@
 /* cli/run.c - `matchlock run`: flags, validation in the reference's order, command composition
  * (Docker semantics), then one sandbox and one exec wired to this terminal. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +16,11 @@
 #include "cli/execio.h"
 #include "cli/specs.h"
 #include "rpc/sandbox.h"
+
+struct run_net {
+	struct sandbox_publish *pub;
+	size_t n_pub;
+};
 
 struct run_flags {
 	char *image, *workspace, *hostname, *workdir, *user, *entrypoint;
@@ -36,15 +42,15 @@ static struct flag *run_flag_table(struct run_flags *f)
 		{ "env", 'e', FLAG_STRING_ARRAY, &f->env, "Environment variable KEY=VALUE or KEY (from the host)", NULL, false, false },
 		{ "env-file", 0, FLAG_STRING_ARRAY, &f->env_file, "File of KEY=VALUE or KEY lines", NULL, false, false },
 		{ "secret", 0, FLAG_STRING_LIST, &f->secret, "Secret NAME=VALUE@host1,host2 or NAME@host1,... (value from $NAME)", NULL, true, false },
-		{ "allow-host", 0, FLAG_STRING_LIST, &f->allow_host, "Allowed hosts (globs); enables interception", NULL, true, false },
+		{ "allow-host", 0, FLAG_STRING_LIST, &f->allow_host, "Allowed hosts (globs; host:port limits a port)", NULL, false, false },
 		{ "add-host", 0, FLAG_STRING_LIST, &f->add_host, "host:ip entry for the guest's /etc/hosts", NULL, false, false },
 		{ "dns-servers", 0, FLAG_STRING_LIST, &f->dns, "Guest DNS servers", "[8.8.8.8,8.8.4.4]", false, false },
 		{ "hostname", 0, FLAG_STRING, &f->hostname, "Guest hostname (default: the VM id)", NULL, false, false },
 		{ "mtu", 0, FLAG_INT, &f->mtu, "Guest NIC MTU", "1500", false, false },
 		{ "no-network", 0, FLAG_BOOL, &f->no_network, "No guest NIC and no egress", NULL, false, false },
 		{ "network-intercept", 0, FLAG_BOOL, &f->intercept, "Force the interception proxy", NULL, true, false },
-		{ "publish", 'p', FLAG_STRING_ARRAY, &f->publish, "[LOCAL:]REMOTE host->guest TCP forward", NULL, true, false },
-		{ "address", 0, FLAG_STRING_LIST, &f->address, "Bind addresses for --publish", "[127.0.0.1]", true, false },
+		{ "publish", 'p', FLAG_STRING_ARRAY, &f->publish, "[LOCAL:]REMOTE host->guest TCP forward", NULL, false, false },
+		{ "address", 0, FLAG_STRING_LIST, &f->address, "Bind addresses for --publish", "[127.0.0.1]", false, false },
 		{ "cpus", 0, FLAG_FLOAT, &f->cpus, "vCPUs (fractional: rounded up, plus a CPU quota)", "1", false, false },
 		{ "memory", 0, FLAG_INT, &f->memory, "Guest memory in MB", "512", false, false },
 		{ "timeout", 0, FLAG_INT, &f->timeout, "Deadline for the whole run in seconds (only when given)", "300", false, false },
@@ -110,6 +116,62 @@ static int validate(const struct run_flags *f, const struct flag *t, struct ml_e
 		if (x->later && x->set)
 			return ml_err_set(e, -ENOTSUP, "--%s is not supported yet", x->name);
 	return 0;
+}
+
+/* --address: an IPv4 literal or "localhost". libslirp's host forwards listen on IPv4 only, so
+ * an IPv6 literal is refused with a line that says so rather than silently not bound. */
+static int parse_bind_address(const char *a, struct in_addr *out, struct ml_err *e)
+{
+	struct in6_addr v6;
+	if (!strcmp(a, "localhost"))
+		a = "127.0.0.1";
+	if (inet_pton(AF_INET, a, out) == 1)
+		return 0;
+	if (inet_pton(AF_INET6, a, &v6) == 1)
+		return ml_err_set(e, -EINVAL, "invalid port-forward bind address: IPv6 bind address \"%s\" "
+				  "is not supported (use an IPv4 literal or localhost)", a);
+	return ml_err_set(e, -EINVAL, "invalid port-forward bind address: invalid bind address \"%s\" "
+			  "(use an IP literal or localhost)", a);
+}
+
+/* Every -p on every --address (default 127.0.0.1), checked before anything is created. */
+static int parse_network(const struct run_flags *f, struct run_net *n, struct ml_err *e)
+{
+	static char *const loopback[] = { "127.0.0.1" };
+	char *const *addrs = f->address.n ? f->address.v : loopback;
+	size_t n_addrs = f->address.n ? f->address.n : 1;
+	for (size_t i = 0; i < f->dns.n; i++) {
+		int r = specs_dns_server(f->dns.v[i], e);
+		if (r < 0)
+			return r;
+	}
+	if (f->no_network && f->publish.n)
+		return ml_err_set(e, -EINVAL, "--no-network cannot be combined with --publish");
+	n->pub = calloc(f->publish.n * n_addrs + 1, sizeof(*n->pub));
+	if (!n->pub)
+		return -ENOMEM;
+	for (size_t i = 0; i < f->publish.n; i++) {
+		int local, remote;
+		int r = specs_publish(f->publish.v[i], &local, &remote, e);
+		for (size_t j = 0; r == 0 && j < n_addrs; j++) {
+			struct sandbox_publish *p = &n->pub[n->n_pub++];
+			r = parse_bind_address(addrs[j], &p->addr, e);
+			p->host_port = local;
+			p->guest_port = remote;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void print_forwards(const struct run_net *n)
+{
+	for (size_t i = 0; i < n->n_pub; i++) {
+		char a[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &n->pub[i].addr, a, sizeof(a));
+		fprintf(stderr, "Forwarding %s:%d -> sandbox:%d\n", a, n->pub[i].host_port, n->pub[i].guest_port);
+	}
 }
 
 /* Docker semantics: ENTRYPOINT always first; user args replace CMD. */
@@ -180,7 +242,7 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 }
 
 static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env, struct strv *hosts,
-		       struct ml_err *e)
+		       const struct run_net *net, struct ml_err *e)
 {
 	static const char *default_dns[] = { "8.8.8.8", "8.8.4.4", NULL };
 	struct ml_loop *loop = NULL;
@@ -190,8 +252,11 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		.image = f->image, .pull = f->pull, .cpus = f->cpus, .mem_mb = (unsigned)f->memory,
 		.disk_mb = (uint64_t)f->disk_size, .hostname = f->hostname,
 		.dns = f->dns.n ? f->dns.v : (char **)default_dns, .hosts = hosts->v,
-		/* Guest networking comes with slirpnet: until then no VM gets a NIC. */
-		.network = false, .mtu = (unsigned)f->mtu, .on_dead = on_sandbox_dead,
+		.network = !f->no_network, .mtu = (unsigned)f->mtu, .on_dead = on_sandbox_dead,
+		.allow_hosts = f->allow_host.n ? f->allow_host.v : NULL,
+		/* the reference's default for a sandbox whose network config is not given */
+		.block_private_ips = true,
+		.publish = net->pub, .n_publish = net->n_pub,
 	};
 	struct sandbox *sb = NULL;
 	int r = sandbox_create(&so, loop, &sb, e);
@@ -215,6 +280,7 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 	if (!f->rm)
 		fprintf(stderr, "Sandbox %s is running\n  Connect: matchlock exec %s -it bash\n  Stop:    matchlock kill %s\n",
 			sandbox_id(sb), sandbox_id(sb), sandbox_id(sb));
+	print_forwards(net);
 	int status = 0;
 	if (argv.n == 0 && f->rm && !(f->tty && f->interactive))
 		status = ml_err_set(e, -EINVAL, "command required (or use --rm=false to start without a command)");
@@ -261,7 +327,10 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 		free(line);
 	}
 	f.timeout_set = args_find(t, "timeout")->set;
-	r = run_sandbox(&f, &args, &env, &hosts, e);
+	struct run_net net = { 0 };
+	if ((r = parse_network(&f, &net, e)) == 0)
+		r = run_sandbox(&f, &args, &env, &hosts, &net, e);
+	free(net.pub);
 	strv_clear(&args);
 	strv_clear(&env);
 	strv_clear(&hosts);

@@ -150,3 +150,11 @@ int specs_publish(const char *spec, int *local, int *remote, struct ml_err *e)
 	int r = parse_port(l, spec, local, e);
 	return r < 0 ? r : parse_port(colon + 1, spec, remote, e);
 }
+
+int specs_dns_server(const char *s, struct ml_err *e)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return ml_err_set(e, -EINVAL, "invalid DNS server \"%s\": must be an IPv4 address", s);
+	return 0;
+}

@@ -13,6 +13,8 @@ int specs_env(const struct strv *files, const struct strv *flags, struct strv *o
 void specs_env_merge(struct strv *base, char *const *over);
 /* --add-host host:ip -> "ip host" line for /etc/hosts. */
 int specs_add_host(const char *spec, char **line, struct ml_err *e);
+/* --dns-servers entry: an IPv4 literal (the host forwards the guest's queries to it). */
+int specs_dns_server(const char *s, struct ml_err *e);
 /* -p [LOCAL:]REMOTE */
 int specs_publish(const char *spec, int *local, int *remote, struct ml_err *e);
 

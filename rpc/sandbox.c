@@ -19,6 +19,7 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "ext4/ext4.h"
+#include "rpc/net.h"
 #include "rpc/sandbox.h"
 #include "rpc/vmstate.h"
 
@@ -31,6 +32,7 @@ struct sandbox {
 	struct vmm_assets assets;
 	struct vmm *vm;
 	struct ctl *ctl;
+	struct net *net;
 	struct ml_loop *loop;
 	int log_fd;
 	enum boot_state boot;
@@ -310,6 +312,8 @@ static int fill_config(struct sandbox *sb, const struct sandbox_opts *o)
 	int n = sprintf(sb->cfg.hosts, "127.0.0.1 localhost localhost.localdomain %s\n", hn);
 	for (char **h = o->hosts; h && *h; h++)
 		n += sprintf(sb->cfg.hosts + n, "%s\n", *h);
+	sprintf(sb->cfg.hosts + n, "::1 localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\n"
+		"ff02::2 ip6-allrouters\n");
 	size_t rn = 0;
 	for (char **d = o->dns; d && *d && rn < 900; d++)
 		rn += (size_t)snprintf(sb->cfg.resolv + rn, 1024 - rn, "nameserver %s\n", *d);
@@ -319,6 +323,25 @@ static int fill_config(struct sandbox *sb, const struct sandbox_opts *o)
 	sb->cfg.network = o->network;
 	sb->cfg.mtu = o->network ? o->mtu : 0;
 	return 0;
+}
+
+/* The guest's NIC is live from the engine's start: serve it before the guest boots. */
+static int start_network(struct sandbox *sb, const struct sandbox_opts *o, struct ml_err *e)
+{
+	if (vmm_net_fd(sb->vm) < 0)
+		return 0;
+	_cleanup_free_ struct net_publish *pub = calloc(o->n_publish + 1, sizeof(*pub));
+	if (!pub)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < o->n_publish; i++)
+		pub[i] = (struct net_publish){ o->publish[i].addr, o->publish[i].host_port,
+					       o->publish[i].guest_port };
+	struct net_opts no = {
+		.mtu = o->mtu, .dns = o->dns, .allow_hosts = o->allow_hosts,
+		.block_private_ips = o->block_private_ips, .add_hosts = o->hosts,
+		.publish = pub, .n_publish = o->n_publish,
+	};
+	return net_start(vmm_net_fd(sb->vm), &no, &sb->net, e);
 }
 
 static int boot_vm(struct sandbox *sb, const struct sandbox_opts *o, const char *rootfs,
@@ -334,6 +357,8 @@ static int boot_vm(struct sandbox *sb, const struct sandbox_opts *o, const char 
 	int r = vmm_start(&vc, &sb->vm, e);
 	if (r < 0)
 		return ml_err_wrap(e, "starting sandbox");
+	if ((r = start_network(sb, o, e)) < 0)
+		return r;
 	r = ctl_new(vmm_ctl_fd(sb->vm), &sandbox_ctl_ops, sb, &sb->ctl);
 	if (r < 0)
 		return ml_err_set(e, r, "starting sandbox: out of memory");
@@ -402,6 +427,10 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state)
 {
 	if (!sb)
 		return;
+	/* the network first: its counters are then final, and its thread is gone before the
+	 * engine's fd is closed */
+	net_stop(sb->net);
+	sb->net = NULL;
 	if (sb->vm) {
 		ml_loop_unwatch(sb->loop, vmm_ctl_fd(sb->vm));
 		ml_loop_unwatch(sb->loop, vmm_console_fd(sb->vm));

@@ -3,6 +3,7 @@
 #ifndef ML_RPC_SANDBOX_H
 #define ML_RPC_SANDBOX_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,6 +14,11 @@
 
 #define SANDBOX_DEFAULT_IMAGE "matchlock/default:latest"
 
+struct sandbox_publish {
+	struct in_addr addr;
+	int host_port, guest_port;
+};
+
 struct sandbox_opts {
 	const char *image;       /* reference as the user typed it */
 	bool pull;               /* pull again even if the image is in the store (`run --pull`) */
@@ -22,8 +28,12 @@ struct sandbox_opts {
 	const char *hostname;    /* NULL = the VM id */
 	char **dns;              /* NULL-terminated nameserver addresses */
 	char **hosts;            /* NULL-terminated "ip host" lines for /etc/hosts */
-	bool network;
+	bool network;            /* false: no NIC at all (--no-network) */
 	unsigned mtu;
+	char **allow_hosts;      /* NULL-terminated --allow-host globs (NULL: all hosts) */
+	bool block_private_ips;  /* refuse private-range destinations (rpc.md §7.5) */
+	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
+	size_t n_publish;
 	int boot_timeout_s;      /* 0 = default (60 s, or $MATCHLOCK_BOOT_TIMEOUT) */
 	/* Called (from the loop) if the VM dies or the channel breaks after boot. */
 	void (*on_dead)(void *arg, const char *msg);

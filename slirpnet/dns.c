@@ -5,8 +5,10 @@
  * a resolver waiting for AAAA would stall), everything else is forwarded from the host to the
  * configured server and the answer relayed. A query sent to one of the configured servers' own
  * addresses goes to that server, so the guest's resolv.conf order is its fail-over.
- * TCP DNS is not handled yet: a reply too big for one guest frame is cut to its question with
- * TC set, which makes the guest retry over TCP (not yet served).
+ * A reply too big for one guest frame is cut to its question with TC set, which makes the
+ * guest retry over TCP: that is an ordinary flow to the alias's port 53 (nat.c), for the flow
+ * handler to serve. Each relayed A answer is also read (dnsmsg.c) and its addresses reported
+ * through cfg.dns_answer, so the caller's policy can tell which name an address was looked up as.
  */
 #include <errno.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "slirpnet/dnsmsg.h"
 #include "slirpnet/internal.h"
 
 #define DNS_HDR 12
@@ -197,6 +200,16 @@ static struct dns_pending *match_reply(struct slirpnet *sn, const struct sockadd
 	return NULL;
 }
 
+/* Reads exactly what the guest will get, so the caller learns no more than its resolver does.
+ * A malformed reply teaches nothing but is still relayed: the resolver judges it itself. */
+static void learn(struct slirpnet *sn, const uint8_t *msg, size_t len)
+{
+	struct dnsmsg_a a;
+
+	if (sn->cfg.dns_answer && dnsmsg_parse_a(msg, len, &a) == 0 && a.n > 0)
+		sn->cfg.dns_answer(sn->cfg.arg, a.name, a.addrs, a.n, a.ttl_s);
+}
+
 static void relay(struct slirpnet *sn, struct dns_pending *d, uint8_t *msg, size_t len)
 {
 	size_t room = sn->cfg.mtu - 28;
@@ -208,6 +221,8 @@ static void relay(struct slirpnet *sn, struct dns_pending *d, uint8_t *msg, size
 		msg[2] |= 0x02;
 		memset(msg + 6, 0, 6);
 	}
+	/* Before the reply is queued: a connection that follows it must find the policy told. */
+	learn(sn, msg, len);
 	reply_to_guest(sn, d->asked, d->gport, msg, len);
 	d->used = false;
 	sn->st.dns_answered++;

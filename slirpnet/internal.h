@@ -14,6 +14,14 @@
 
 enum nat_state { NAT_FREE, NAT_PENDING, NAT_OPEN, NAT_LINGER };
 
+/* What one side of a flow last sent: the next sequence number it will use, and the last
+ * acknowledgement and window it advertised (no window scaling: libslirp never offers it). */
+struct nat_seq {
+	uint32_t nxt, ack;
+	uint16_t wnd;
+	bool seen, acked;
+};
+
 /* One guest TCP flow: guest port + original destination <-> slot address inside vnetwork. */
 struct nat_flow {
 	enum nat_state state;
@@ -24,6 +32,7 @@ struct nat_flow {
 	uint16_t sport;
 	bool registered;       /* sip:sport is a guestfwd of this entry (kept while FREE too) */
 	bool guest_fin, slirp_fin;
+	struct nat_seq g, s;   /* sent by the guest, by libslirp: for forging RSTs (abort) */
 	int64_t deadline_ms;   /* PENDING: half-open reap; LINGER: forget */
 	int next_g, next_s;    /* hash chains (entry index, -1 = end) */
 };

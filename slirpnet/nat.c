@@ -99,11 +99,14 @@ static bool in_vnet(const struct slirpnet *sn, uint32_t a)
 
 /* Destinations no policy can open: the slot space and the rest of the virtual network (else
  * a guest could hijack another flow's slot), loopback, "this network", link-local (cloud
- * metadata), multicast, reserved and broadcast. The gateway goes to connect_check. */
+ * metadata), multicast, reserved and broadcast. The gateway and TCP DNS to the alias go to
+ * connect_check (the handler maps the alias to a real server; slots never use its address). */
 static bool always_blocked(const struct slirpnet *sn, uint32_t dst, uint16_t dport)
 {
 	if (dport == 0 || dst == sn->guest_ip)
 		return true;
+	if (dst == sn->dns_alias && dport == 53)
+		return false;
 	if (in_vnet(sn, dst))
 		return dst != sn->gateway;
 	return (dst >> 24) == 127 || (dst >> 24) == 0 || (dst >> 16) == 0xa9fe || (dst >> 28) >= 0xe;
@@ -250,6 +253,7 @@ static struct nat_flow *new_flow(struct slirpnet *sn, const struct frame *f)
 		return reject(sn, f, SLIRPNET_DROP_SLOT_FAILED);
 	fl->state = NAT_PENDING;
 	fl->guest_fin = fl->slirp_fin = false;
+	fl->g = fl->s = (struct nat_seq){ 0 };
 	fl->gport = f->sport;
 	fl->odst = f->daddr;
 	fl->odport = f->dport;
@@ -264,13 +268,35 @@ static void to_linger(struct slirpnet *sn, struct nat_flow *fl)
 	fl->deadline_ms = sn_now_ms() + sn->cfg.linger_ms;
 }
 
-static void track(struct slirpnet *sn, struct nat_flow *fl, uint8_t flags, bool from_guest)
+static bool seq_after(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) > 0;
+}
+
+/* Highest sequence number a side has used (retransmissions and reordering never lower it),
+ * and its newest acknowledgement with the window that came with it. p, f: a parsed frame. */
+static void track_seq(struct nat_seq *q, const uint8_t *p, const struct frame *f)
+{
+	uint32_t end = f->seq + (uint32_t)f->data_len + !!(f->tcp_flags & TCPF_SYN) + !!(f->tcp_flags & TCPF_FIN);
+
+	if (!q->seen || seq_after(end, q->nxt))
+		q->nxt = end;
+	q->seen = true;
+	if ((f->tcp_flags & TCPF_ACK) && (!q->acked || !seq_after(q->ack, f->ack))) {
+		q->ack = f->ack;
+		q->wnd = rd16(p + f->l4_off + 14);
+		q->acked = true;
+	}
+}
+
+static void track(struct slirpnet *sn, struct nat_flow *fl, const uint8_t *p, const struct frame *f, bool from_guest)
 {
 	if (fl->state == NAT_LINGER)
 		return;
-	if (flags & TCPF_RST)
+	if (f->tcp_flags & TCPF_RST)
 		return to_linger(sn, fl);
-	if (flags & TCPF_FIN)
+	track_seq(from_guest ? &fl->g : &fl->s, p, f);
+	if (f->tcp_flags & TCPF_FIN)
 		*(from_guest ? &fl->guest_fin : &fl->slirp_fin) = true;
 	if (fl->guest_fin && fl->slirp_fin)
 		to_linger(sn, fl);
@@ -332,7 +358,7 @@ void nat_tcp_from_guest(struct slirpnet *sn, const uint8_t *p, size_t len, const
 	bool handshake_ack = fl->state == NAT_PENDING && (f->tcp_flags & TCPF_ACK) && !(f->tcp_flags & TCPF_SYN);
 	memcpy(sn->scratch, p, len);
 	frame_rewrite_dst(sn->scratch, f, fl->sip, fl->sport);
-	track(sn, fl, f->tcp_flags, true);
+	track(sn, fl, p, f, true);
 	if (handshake_ack)
 		drain_stale(sn);
 	slirp_input(sn->slirp, sn->scratch, (int)len);
@@ -352,7 +378,7 @@ static bool tcp_to_guest(struct slirpnet *sn, uint8_t *p, const struct frame *f)
 		return false;
 	}
 	frame_rewrite_src(p, f, fl->odst, fl->odport);
-	track(sn, fl, f->tcp_flags, false);
+	track(sn, fl, p, f, false);
 	return true;
 }
 
@@ -389,4 +415,44 @@ void nat_expire(struct slirpnet *sn, int64_t now, int64_t *next)
 			*next = fl->deadline_ms;
 		}
 	}
+}
+
+/* The sequence number for an RST that impersonates `from`: its next one, which is exactly what
+ * the peer expects when nothing is in flight (the usual case: both hops are in-process). It is
+ * clamped to the right edge of the window `to` last advertised, because libslirp ignores an RST
+ * beyond its window (say, after the guest probed a zero window with a byte slirp dropped),
+ * while it takes one at or left of its receive point. A Linux guest that finds the RST in its
+ * window but not exact answers with a challenge ACK; slirp, its tcb gone, resets that with the
+ * ACK's own number, which is exact, so the guest still ends up reset. */
+static uint32_t rst_seq(const struct nat_seq *from, const struct nat_seq *to)
+{
+	uint32_t edge = to->ack + to->wnd;
+
+	return to->acked && seq_after(from->nxt, edge) ? edge : from->nxt;
+}
+
+/* Both ends must hear it: the guest, or its connection would hang on a peer that is gone; and
+ * libslirp, or it would keep retransmitting to the guest (and answer the guest's reaction with
+ * RSTs of its own) until its own timers gave up. The guest's RST is queued behind whatever
+ * slirp already sent, so its sequence number counts those segments. */
+void slirpnet_flow_abort(struct slirpnet *sn, const struct sockaddr_in *guest_src, const struct sockaddr_in *orig_dst)
+{
+	uint8_t f[ETH_HDR + 40];
+	struct nat_flow *fl;
+	size_t n;
+
+	if (!sn || !guest_src || !orig_dst || guest_src->sin_family != AF_INET || orig_dst->sin_family != AF_INET ||
+	    ntohl(guest_src->sin_addr.s_addr) != sn->guest_ip)
+		return;
+	fl = find_by_guest(sn, ntohs(guest_src->sin_port), ntohl(orig_dst->sin_addr.s_addr), ntohs(orig_dst->sin_port));
+	if (!fl || fl->state != NAT_OPEN)
+		return;
+	n = frame_build_tcp(f, sizeof(f), sn->gw_mac, sn->cfg.guest_mac, fl->odst, fl->odport, sn->guest_ip,
+			    fl->gport, rst_seq(&fl->s, &fl->g), fl->g.nxt, TCPF_RST | TCPF_ACK, 0, NULL, 0);
+	sn_queue_out(sn, f, n);
+	n = frame_build_tcp(f, sizeof(f), sn->cfg.guest_mac, sn->gw_mac, sn->guest_ip, fl->gport, fl->sip,
+			    fl->sport, rst_seq(&fl->g, &fl->s), fl->s.nxt, TCPF_RST | TCPF_ACK, 0, NULL, 0);
+	slirp_input(sn->slirp, f, (int)n);
+	to_linger(sn, fl);
+	sn->st.flows_aborted++;
 }

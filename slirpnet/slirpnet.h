@@ -36,7 +36,7 @@ struct slirpnet_config {
 	uint8_t guest_mac[6];
 	struct in_addr guest_ip;   /* default 10.0.2.15 (all addresses: 0 = default) */
 	struct in_addr gateway;    /* default 10.0.2.2: libslirp's vhost */
-	struct in_addr dns_alias;  /* default 10.0.2.3: answered in-process, forwarded upstream */
+	struct in_addr dns_alias;  /* default 10.0.2.3: UDP forwarded upstream; TCP/53 a flow */
 	struct in_addr netmask;    /* default 255.255.255.0; the virtual network is gateway&mask */
 	unsigned mtu;              /* default 1500; frames longer than mtu + 14 are dropped */
 	/* Upstream DNS servers (port included, normally 53). Guest queries to the alias or to one
@@ -55,13 +55,22 @@ struct slirpnet_config {
 	 * original destination). Returns 0 to allow, -EACCES to deny (the guest gets RST|ACK and
 	 * no fd is created). Called before libslirp sees the SYN. NULL = allow everything that
 	 * passes the built-in blocks (see README: link-local, loopback, multicast, the virtual
-	 * network except the gateway are always refused). */
+	 * network except the gateway and port 53 of dns_alias are always refused). TCP to
+	 * dns_alias:53 comes here (and then to flow) with that address: the handler maps it to a
+	 * real server. */
 	int (*connect_check)(void *arg, const struct sockaddr *dst);
 	/* One call per allowed guest TCP flow, after the guest's handshake completed: fd is a
 	 * nonblocking AF_UNIX stream socket, now owned by the callee. read()==0: the guest sent
 	 * FIN; shutdown(SHUT_WR): FIN to the guest; not reading: zero window to the guest;
 	 * close(): the guest's connection is ended. */
 	void (*flow)(void *arg, int fd, const struct sockaddr_in *guest_src, const struct sockaddr_in *orig_dst);
+	/* Called for each upstream UDP DNS reply relayed to the guest whose question is A/IN: name
+	 * is the question (lowercase, no trailing dot, host-name characters only), addrs (network
+	 * order, n > 0) the A records of the answer section owned by that name or reached from it
+	 * through CNAMEs of the same answer (at most 8 followed), ttl_s the smallest TTL of the
+	 * records used. Called before the reply is queued for the guest. Malformed replies are
+	 * still relayed but reported to nobody. NULL = not wanted. */
+	void (*dns_answer)(void *arg, const char *name, const struct in_addr *addrs, size_t n, uint32_t ttl_s);
 	void *arg;
 };
 
@@ -106,6 +115,7 @@ struct slirpnet_stats {
 	uint64_t frames_in, frames_out;
 	uint64_t drops[SLIRPNET_DROP__MAX];
 	uint64_t flows_opened;     /* fds handed to the flow callback */
+	uint64_t flows_aborted;    /* flows ended by slirpnet_flow_abort */
 	uint64_t flows_active;     /* NAT entries now in use (pending, open or lingering) */
 	uint64_t flows_pending;    /* SYN seen, handshake not yet complete */
 	uint64_t dns_forwarded, dns_answered, dns_aaaa_empty;
@@ -135,6 +145,15 @@ void slirpnet_poll_fill(struct slirpnet *sn, struct pollfd **fds, size_t *n, int
 /* After poll(): fds/n are the slice from poll_fill with revents set (poll_error: poll failed).
  * Runs libslirp's socket I/O, DNS replies and all expired timers. */
 void slirpnet_poll_done(struct slirpnet *sn, const struct pollfd *fds, size_t n, int poll_error);
+
+/* Ends a guest flow abortively: the guest gets an RST (from orig_dst, at the sequence number it
+ * expects) and libslirp drops its side of the connection too, so nothing more is sent for it;
+ * the NAT entry then lingers as after any RST. For the flow handler when the guest must see a
+ * reset (upstream refused, unreachable or reset); call it before closing the flow's fd. It may
+ * be called from the flow callback. guest_src/orig_dst as given to the flow callback; a flow
+ * that is unknown or already closed (RST seen, or FIN both ways) is left alone. */
+void slirpnet_flow_abort(struct slirpnet *sn, const struct sockaddr_in *guest_src,
+			 const struct sockaddr_in *orig_dst);
 
 /* Forwards host_addr:host_port (TCP) to the guest's guest_port, through libslirp. */
 int slirpnet_add_hostfwd(struct slirpnet *sn, struct in_addr host_addr, int host_port, int guest_port,

@@ -27,22 +27,23 @@
 
 #define CONNECT_TIMEOUT_MS 10000
 
-static int ctl_listen(const char *path, struct ml_err *e)
+/* what: "control" or "network", for the messages. */
+static int engine_listen(const char *path, const char *what, struct ml_err *e)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return ml_err_set(e, -ENAMETOOLONG, "control socket path too long (%zu bytes, at most "
-				  "%zu): %s", strlen(path), sizeof(sa.sun_path) - 1, path);
+		return ml_err_set(e, -ENAMETOOLONG, "%s socket path too long (%zu bytes, at most "
+				  "%zu): %s", what, strlen(path), sizeof(sa.sun_path) - 1, path);
 	strcpy(sa.sun_path, path);
 	/* a socket left by a crashed run of this VM; the state dir is ours alone */
 	unlink(path);
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return ml_err_set(e, -errno, "create control socket: %s", strerror(errno));
+		return ml_err_set(e, -errno, "create %s socket: %s", what, strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return ml_err_set(e, -errno, "bind control socket %s: %s", path, strerror(errno));
+		return ml_err_set(e, -errno, "bind %s socket %s: %s", what, path, strerror(errno));
 	if (chmod(path, 0600) < 0 || listen(fd, 1) < 0)
-		return ml_err_set(e, -errno, "listen on control socket %s: %s", path, strerror(errno));
+		return ml_err_set(e, -errno, "listen on %s socket %s: %s", what, path, strerror(errno));
 	return steal_fd(&fd);
 }
 
@@ -136,42 +137,51 @@ static int engine_died(struct vmm *vm, struct ml_err *e)
 			  how, last_line(vm));
 }
 
-/* Accepts the engine's connection; 1 when taken, 0 when there was nothing to take after all.
- * The peer is not checked by pid: the socket sits in our 0700 state dir, so only our own user
- * (or root) can reach it, and a pid check would refuse a MATCHLOCK_QEMU wrapper that forks. */
-static int accept_engine(struct vmm *vm, int lfd, struct ml_err *e)
+/* Accepts the engine's connection into *slot; 1 when taken, 0 when there was nothing to take
+ * after all. The peer is not checked by pid: the socket sits in our 0700 state dir, so only our
+ * own user (or root) can reach it, and a pid check would refuse a MATCHLOCK_QEMU wrapper that
+ * forks. */
+static int accept_engine(int lfd, int *slot, const char *what, struct ml_err *e)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return errno == EAGAIN || errno == EINTR || errno == ECONNABORTED
-			       ? 0 : ml_err_set(e, -errno, "accept control channel: %s", strerror(errno));
-	vm->ctl_fd = fd;
+			       ? 0 : ml_err_set(e, -errno, "accept %s channel: %s", what, strerror(errno));
+	*slot = fd;
 	return 1;
 }
 
-static int wait_for_engine(struct vmm *vm, int lfd, struct ml_err *e)
+/* Waits until the engine has connected the control channel and, when there is one, the NIC's
+ * frame stream (QEMU connects both while it initialises, before the guest runs). */
+static int wait_for_engine(struct vmm *vm, int ctl_lfd, int net_lfd, struct ml_err *e)
 {
 	int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
 	for (;;) {
+		bool ctl_done = vm->ctl_fd >= 0, net_done = net_lfd < 0 || vm->net_fd >= 0;
+		if (ctl_done && net_done)
+			return 0;
 		int64_t left = deadline - now_ms();
 		if (left <= 0)
 			break;
-		struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN },
-					 { .fd = vm->con.fd, .events = POLLIN } };
-		if (poll(pfd, 2, (int)left) < 0 && errno != EINTR)
+		struct pollfd pfd[3] = { { .fd = vm->con.fd, .events = POLLIN },
+					 { .fd = ctl_done ? -1 : ctl_lfd, .events = POLLIN },
+					 { .fd = net_done ? -1 : net_lfd, .events = POLLIN } };
+		if (poll(pfd, 3, (int)left) < 0 && errno != EINTR)
 			return ml_err_set(e, -errno, "poll: %s", strerror(errno));
-		if (pfd[1].revents && vmm_console_pump(vm) == -EPIPE)
+		if (pfd[0].revents && vmm_console_pump(vm) == -EPIPE)
 			return engine_died(vm, e);
-		if (pfd[0].revents) {
-			int r = accept_engine(vm, lfd, e);
-			if (r != 0)
-				return r < 0 ? r : 0;
-		}
+		int r = 0;
+		if (pfd[1].revents)
+			r = accept_engine(ctl_lfd, &vm->ctl_fd, "control", e);
+		if (r >= 0 && pfd[2].revents)
+			r = accept_engine(net_lfd, &vm->net_fd, "network", e);
+		if (r < 0)
+			return r;
 	}
 	vmm_kill(vm);
 	vmm_console_pump(vm);
-	return ml_err_set(e, -ETIMEDOUT, "the VM engine did not connect the control channel within "
-			  "%d s: %s", CONNECT_TIMEOUT_MS / 1000, last_line(vm));
+	return ml_err_set(e, -ETIMEDOUT, "the VM engine did not connect the %s channel within %d s: %s",
+			  vm->ctl_fd < 0 ? "control" : "network", CONNECT_TIMEOUT_MS / 1000, last_line(vm));
 }
 
 static const char *accel_name(enum vmm_accel a)
@@ -211,6 +221,19 @@ static int check_config(const struct vmm_config *c, struct ml_err *e)
 	return 0;
 }
 
+/* The benchmark's baseline (QEMU's own libslirp instead of ours) is chosen by environment so
+ * that the same binary, VM and guest image are measured both ways. */
+static bool net_via_supervisor(const struct vmm_config *c)
+{
+	const char *b = getenv("MATCHLOCK_NET_BACKEND");
+	if (b && !strcmp(b, "qemu-user")) {
+		ml_warn("MATCHLOCK_NET_BACKEND=qemu-user: QEMU's own user networking, without matchlock's "
+			"policy (benchmark baseline)");
+		return false;
+	}
+	return c->network;
+}
+
 static int start(struct vmm *vm, const struct vmm_config *c, struct ml_err *e)
 {
 	_cleanup_free_ char *bin = NULL;
@@ -222,15 +245,22 @@ static int start(struct vmm *vm, const struct vmm_config *c, struct ml_err *e)
 		vm->ctl_path = NULL;
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	}
-	if ((r = vmm_qemu_argv(c, bin, vm->ctl_path, vmm_host_tsc_khz(), &argv, e)) < 0)
+	if (net_via_supervisor(c) && asprintf(&vm->net_path, "%s/net.sock", c->state_dir) < 0) {
+		vm->net_path = NULL;
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	}
+	if ((r = vmm_qemu_argv(c, bin, vm->ctl_path, vm->net_path, vmm_host_tsc_khz(), &argv, e)) < 0)
 		return r;
-	_cleanup_close_ int lfd = ctl_listen(vm->ctl_path, e);
+	_cleanup_close_ int lfd = engine_listen(vm->ctl_path, "control", e);
 	if (lfd < 0)
 		return lfd;
+	_cleanup_close_ int net_lfd = vm->net_path ? engine_listen(vm->net_path, "network", e) : -1;
+	if (vm->net_path && net_lfd < 0)
+		return net_lfd;
 	log_launch(c, argv);
 	if ((r = spawn(vm, bin, argv, e)) < 0)
 		return r;
-	return wait_for_engine(vm, lfd, e);
+	return wait_for_engine(vm, lfd, net_lfd, e);
 }
 
 int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
@@ -242,6 +272,7 @@ int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
 	if (!vm)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	vm->ctl_fd = -1;
+	vm->net_fd = -1;
 	vmm_console_init(&vm->con, -1, c->log_fd, c->log_cap);
 	vm->reaped = true; /* nothing to reap until spawn() */
 	if ((r = start(vm, c, e)) < 0) {
@@ -253,6 +284,7 @@ int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
 }
 
 int vmm_ctl_fd(const struct vmm *vm) { return vm->ctl_fd; }
+int vmm_net_fd(const struct vmm *vm) { return vm->net_fd; }
 int vmm_console_fd(const struct vmm *vm) { return vm->con.fd; }
 pid_t vmm_pid(const struct vmm *vm) { return vm->pid; }
 int vmm_console_pump(struct vmm *vm) { return vmm_console_read(&vm->con); }
@@ -299,8 +331,13 @@ void vmm_free(struct vmm *vm)
 		close(vm->ctl_fd);
 	if (vm->con.fd >= 0)
 		close(vm->con.fd);
+	if (vm->net_fd >= 0)
+		close(vm->net_fd);
 	if (vm->ctl_path)
 		unlink(vm->ctl_path);
+	if (vm->net_path)
+		unlink(vm->net_path);
 	free(vm->ctl_path);
+	free(vm->net_path);
 	free(vm);
 }

@@ -178,17 +178,32 @@ static void add_channels(struct argv_builder *b, const char *ctl_path)
 	add(b, "virtio-rng-device");
 }
 
-/* Hook for the guest NIC (a later issue: -netdev stream to a socket we listen on first, then
- * -device virtio-net-device). Until then a VM asked for network gets none, and the log says so. */
-static void add_network(struct argv_builder *b, const struct vmm_config *c)
+/* The guest NIC. Normally QEMU is a client of the supervisor's frame socket (net_path), which
+ * we listen on before launching it: a stream netdev that finds no listener runs on with a dead
+ * NIC and says nothing. MATCHLOCK_NET_BACKEND=qemu-user swaps in QEMU's own libslirp instead
+ * (no policy, no DNS handling of ours): only the benchmark uses it, as the baseline. */
+static void add_network(struct argv_builder *b, const struct vmm_config *c, const char *net_path)
 {
-	(void)b;
-	if (c->network)
-		ml_warn("guest networking is not implemented yet: starting the VM without a NIC");
+	if (!c->network)
+		return;
+	if (net_path) {
+		_cleanup_free_ char *p = qemu_escape(net_path);
+		if (!p) {
+			b->err = -ENOMEM;
+			return;
+		}
+		add(b, "-netdev");
+		add(b, "stream,id=n0,server=off,addr.type=unix,addr.path=%s", p);
+	} else {
+		add(b, "-netdev");
+		add(b, "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3");
+	}
+	add(b, "-device");
+	add(b, "virtio-net-device,netdev=n0,mac=%s", VMM_GUEST_MAC);
 }
 
 int vmm_qemu_argv(const struct vmm_config *c, const char *binary, const char *ctl_path,
-		  unsigned long tsc_khz, char ***argv, struct ml_err *e)
+		  const char *net_path, unsigned long tsc_khz, char ***argv, struct ml_err *e)
 {
 	struct argv_builder b = { 0 };
 	add(&b, "%s", binary);
@@ -198,7 +213,7 @@ int vmm_qemu_argv(const struct vmm_config *c, const char *binary, const char *ct
 		add_disks(&b, c);
 	if (!b.err)
 		add_channels(&b, ctl_path);
-	add_network(&b, c);
+	add_network(&b, c, net_path);
 	if (b.err) {
 		strv_free(b.v);
 		return ml_err_set(e, b.err, "out of memory");

@@ -50,7 +50,9 @@ struct vmm_config {
 	unsigned vcpus;
 	unsigned mem_mb;
 	enum vmm_accel accel;    /* resolved, not AUTO */
-	bool network;            /* false: no NIC at all */
+	bool network;            /* false: no NIC at all; true: a virtio-net NIC whose frames come to
+				  * us on vmm_net_fd() (or, with MATCHLOCK_NET_BACKEND=qemu-user, go to
+				  * QEMU's own user networking: the benchmark's baseline only) */
 	int log_fd;              /* console and engine messages are appended here (not owned) */
 	uint64_t log_cap;        /* stop appending console output past this many bytes (0 = 64 MiB) */
 };
@@ -68,12 +70,35 @@ int vmm_console_pump(struct vmm *vm);
 /* The last lines of the console (up to ~4 KiB), for error messages. Never NULL. */
 const char *vmm_console_tail(struct vmm *vm);
 pid_t vmm_pid(const struct vmm *vm);
+/* The guest NIC's frame stream (nonblocking, owned by vm), or -1 when the VM has no NIC or
+ * uses QEMU's own user networking. Frames travel as vmm_netstream describes. */
+int vmm_net_fd(const struct vmm *vm);
 /* Non-blocking: 1 and *status if the engine exited, 0 if still running. */
 int vmm_reap(struct vmm *vm, int *status);
 /* SIGKILL the engine and reap it (idempotent). */
 void vmm_kill(struct vmm *vm);
 /* Kills if alive, closes fds, removes the sockets it made. NULL-safe. */
 void vmm_free(struct vmm *vm);
+
+/* ---- the NIC's frame stream: each Ethernet frame preceded by its length, 4 bytes big-endian
+ * (QEMU -netdev stream). Single-threaded; used by whoever runs the network loop. ---- */
+#define VMM_GUEST_MAC "52:54:00:12:34:56"
+#define VMM_NET_FRAME_MAX 65550u   /* a longer length prefix means the stream is corrupt */
+struct vmm_netstream;
+int vmm_netstream_new(int fd, struct vmm_netstream **out);
+void vmm_netstream_free(struct vmm_netstream *s);   /* does not close fd */
+/* Reads what the fd has (up to a bounded amount per call) and calls fn for each whole frame.
+ * Returns 0 (call again when readable), -EPIPE at end of stream, -EPROTO on a length of 0 or
+ * over VMM_NET_FRAME_MAX, or another -errno. */
+int vmm_netstream_read(struct vmm_netstream *s, void (*fn)(void *arg, const uint8_t *f, size_t len),
+		       void *arg);
+/* Bytes of frame the write buffer can still take (a frame needs len + 4). */
+size_t vmm_netstream_room(const struct vmm_netstream *s);
+/* Queues one frame; -ENOBUFS when it does not fit (the caller keeps it for later). */
+int vmm_netstream_queue(struct vmm_netstream *s, const uint8_t *frame, size_t len);
+/* Writes what the fd takes now. 0, or -errno (-EPIPE: the engine is gone). */
+int vmm_netstream_flush(struct vmm_netstream *s);
+bool vmm_netstream_wants_write(const struct vmm_netstream *s);
 
 /* ---- control-protocol client (host end), driven by the caller's event loop ---- */
 struct ctl;

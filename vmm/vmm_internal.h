@@ -43,6 +43,8 @@ struct vmm {
 	bool reaped;
 	int ctl_fd;
 	char *ctl_path;     /* <state_dir>/ctl.sock, unlinked by vmm_free */
+	int net_fd;         /* the engine's frame stream, -1 without one */
+	char *net_path;     /* <state_dir>/net.sock, unlinked by vmm_free */
 	struct vmm_console con;
 };
 
@@ -83,9 +85,10 @@ int vmm_initramfs_key(const struct vmm_assets *a, const void *agent, size_t agen
 /* Resolves the engine binary: $MATCHLOCK_QEMU, else qemu-system-x86_64 from $PATH. */
 int vmm_qemu_binary(char **path, struct ml_err *e);
 /* Builds the full argv (NULL-terminated, argv[0] = binary) for config c with the control socket
- * at ctl_path. tsc_khz 0 leaves tsc_early_khz out. */
+ * at ctl_path and, when c->network, the frame socket at net_path (NULL: QEMU's own user
+ * networking, the benchmark's baseline). tsc_khz 0 leaves tsc_early_khz out. */
 int vmm_qemu_argv(const struct vmm_config *c, const char *binary, const char *ctl_path,
-		  unsigned long tsc_khz, char ***argv, struct ml_err *e);
+		  const char *net_path, unsigned long tsc_khz, char ***argv, struct ml_err *e);
 /* One printable line for the log (arguments with spaces quoted). malloc'd, NULL on ENOMEM. */
 char *vmm_argv_line(char *const *argv);
 

@@ -40,8 +40,13 @@ bad_input "-d -it" "--detach cannot be combined" run --image x -d -it sh
 bad_input "-dit" "--detach cannot be combined" run --image x -dit sh
 bad_input "-d -i" "--detach cannot be combined" run --image x -d -i -- sh -c "echo hi"
 bad_input "--no-network + --allow-host" "--no-network cannot be combined with --allow-host" run --image x --no-network --allow-host a.com -- true
-bad_input "later flag" "--allow-host is not supported yet" run --image x --allow-host a.com -- true
-bad_input "later flag -p" "--publish is not supported yet" run --image x -p 8080 -- true
+bad_input "later flag" "--secret is not supported yet" run --image x --secret A=b@c.com -- true
+bad_input "-p bad port" "invalid port-forward specification" run --image x -p 99999 -- true
+bad_input "-p bad format" "invalid port-forward specification: invalid port-forward spec format" run --image x -p 1:2:3 -- true
+bad_input "--address bad" 'invalid port-forward bind address: invalid bind address "nope" (use an IP literal or localhost)' run --image x -p 8080 --address nope -- true
+bad_input "--address v6" "IPv6 bind address" run --image x -p 8080 --address ::1 -- true
+bad_input "--no-network + -p" "--no-network cannot be combined with --publish" run --image x --no-network -p 8080 -- true
+bad_input "--dns-servers bad" 'invalid DNS server "dns.example": must be an IPv4 address' run --image x --dns-servers dns.example -- true
 bad_input "-it without a tty" "-it requires a TTY" run --image x -it sh
 bad_input "missing host env" "invalid environment variable: environment variable is not set \$MATCHLOCK_ENV_MISSING_ABC123" run --image x -e MATCHLOCK_ENV_MISSING_ABC123 -- true
 bad_input "empty env name" "environment variable name cannot be empty" run --image x -e =v -- true

@@ -1,9 +1,12 @@
 /* tests/fuzz/frame.c - hostile guest frames through slirpnet_input_frame(), with libslirp
  * behind it. The input is a sequence of [len:2][mode:1][frame:len] records; mode bit 0 asks
  * the harness to make the IPv4 and TCP/UDP/ICMP checksums right first, so the fuzzer gets
- * past the checksum gate into the flow, DNS and slirp paths. Allowed flows are handed to a
- * handler that closes the fd at once. No DNS server is configured: nothing can leave the
- * process. Any crash, sanitizer report or leak is a bug. */
+ * past the checksum gate into the flow, DNS and slirp paths; mode bit 1 then aborts the flow
+ * the frame belongs to (slirpnet_flow_abort, as a handler would on an upstream reset), in
+ * whatever state it is. Allowed flows are handed to a handler that closes the fd at once
+ * (from an odd guest port, after aborting the flow from inside the callback). No
+ * DNS server is configured: nothing can leave the process. Any crash, sanitizer report or
+ * leak is a bug. */
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,9 +19,10 @@
 
 static void close_flow(void *arg, int fd, const struct sockaddr_in *src, const struct sockaddr_in *dst)
 {
-	(void)arg;
-	(void)src;
-	(void)dst;
+	struct slirpnet **sn = arg;
+
+	if (ntohs(src->sin_port) & 1)
+		slirpnet_flow_abort(*sn, src, dst);
 	close(fd);
 }
 
@@ -26,9 +30,9 @@ static void close_flow(void *arg, int fd, const struct sockaddr_in *src, const s
  * freed by slirpnet_free (libFuzzer's leak check then means something). */
 static struct slirpnet *instance(void)
 {
-	struct slirpnet *sn = NULL;
+	static struct slirpnet *sn;
 	struct slirpnet_config cfg = { .guest_mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, .flow = close_flow,
-				       .max_flows = 64, .linger_ms = 1, .half_open_ms = 1 };
+				       .arg = &sn, .max_flows = 64, .linger_ms = 1, .half_open_ms = 1 };
 	struct ml_err e;
 
 	if (slirpnet_new(&cfg, &sn, &e) < 0)
@@ -61,6 +65,17 @@ static void fix_checksums(uint8_t *f, size_t len)
 	wr16(l4 + at, 0);
 	uint32_t sum = ip[9] == IPP_ICMP ? 0 : csum_pseudo(rd32(ip + 12), rd32(ip + 16), ip[9], l4len);
 	wr16(l4 + at, csum_fold(csum_add(sum, l4, l4len)));
+}
+
+static void abort_flow_of(struct slirpnet *sn, const uint8_t *f, size_t len)
+{
+	struct frame p;
+
+	if (frame_parse(f, len, &p) < 0 || p.ethertype != ETHT_IPV4 || p.proto != IPP_TCP)
+		return;
+	struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(p.sport), .sin_addr = { htonl(p.saddr) } };
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(p.dport), .sin_addr = { htonl(p.daddr) } };
+	slirpnet_flow_abort(sn, &src, &dst);
 }
 
 static void pump(struct slirpnet *sn)
@@ -96,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mode & 1)
 			fix_checksums(f, len);
 		slirpnet_input_frame(sn, f, len);
+		if (mode & 2)
+			abort_flow_of(sn, f, len);
 		free(f);
 		off += len;
 		pump(sn);

@@ -3,7 +3,9 @@
  * comes back; the flow handler is an in-process echo; DNS goes to a UDP server bound on
  * 127.0.0.1 by the test. Proves: two flows to one destination kept apart, 1 MiB each way
  * intact, FIN both ways and the NAT entry reaped, denied and always-blocked destinations get
- * RST and no fd, DNS A forwarded and AAAA answered empty, stray UDP/ICMP/IPv6 counted,
+ * RST and no fd, DNS A forwarded (its answer reported, a malformed one relayed but not) and
+ * AAAA answered empty, TCP DNS to the alias is a flow (other alias ports are not), an aborted
+ * flow resets the guest in window and silences libslirp, stray UDP/ICMP/IPv6 counted,
  * half-open flows reaped, a full table resets, 200 concurrent flows, a host forward. */
 #include <errno.h>
 #include <poll.h>
@@ -12,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -55,12 +58,34 @@ struct world {
 	size_t udp_reply_len;
 	uint32_t udp_reply_from;
 	int icmp_replies;
+	bool dns_bad;              /* the fake upstream appends a stray byte to its replies */
+	int learned;               /* dns_answer calls */
+	char learned_name[256];
+	struct in_addr learned_addr;
+	size_t learned_n;
+	uint32_t learned_ttl;
+	int checks;                /* connect_check calls */
+	struct sockaddr_in last_check;
 };
 
 static int deny_port_25(void *arg, const struct sockaddr *dst)
 {
-	(void)arg;
+	struct world *w = arg;
+
+	w->checks++;
+	w->last_check = *(const struct sockaddr_in *)dst;
 	return ntohs(((const struct sockaddr_in *)dst)->sin_port) == 25 ? -EACCES : 0;
+}
+
+static void on_dns_answer(void *arg, const char *name, const struct in_addr *addrs, size_t n, uint32_t ttl_s)
+{
+	struct world *w = arg;
+
+	w->learned++;
+	snprintf(w->learned_name, sizeof(w->learned_name), "%s", name);
+	w->learned_addr = addrs[0];
+	w->learned_n = n;
+	w->learned_ttl = ttl_s;
 }
 
 static void on_flow(void *arg, int fd, const struct sockaddr_in *src, const struct sockaddr_in *dst)
@@ -108,6 +133,10 @@ struct conn {
 	uint32_t peer_wnd;
 	bool synack, rst, got_fin, sent_fin;
 	bool mute;                 /* ignores everything: a guest that never completes a handshake */
+	bool hold;                 /* never sends FIN */
+	bool no_ack;               /* takes data in but acknowledges nothing */
+	uint32_t rst_seq;          /* of the RST received */
+	int after_rst;             /* frames received after the RST */
 	const uint8_t *tx;
 	size_t tx_len;
 	uint8_t *rx;
@@ -152,8 +181,13 @@ static void conn_rx(struct world *w, struct conn *c, const uint8_t *fr, const st
 
 	if (c->mute)
 		return;
+	if (c->rst) {
+		c->after_rst++;
+		return;
+	}
 	if (f->tcp_flags & TCPF_RST) {
 		c->rst = true;
+		c->rst_seq = f->seq;
 		return;
 	}
 	if ((f->tcp_flags & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK)) {
@@ -183,7 +217,7 @@ static void conn_rx(struct world *w, struct conn *c, const uint8_t *fr, const st
 		c->rcv_nxt++;
 		ack_needed = true;
 	}
-	if (ack_needed)
+	if (ack_needed && !c->no_ack)
 		guest_tcp(w, c, c->snd_nxt, TCPF_ACK, NULL, 0);
 }
 
@@ -209,7 +243,7 @@ static void conn_tx(struct world *w, struct conn *c)
 		guest_tcp(w, c, c->snd_nxt, TCPF_ACK | TCPF_PSH, c->tx + off, n);
 		c->snd_nxt += (uint32_t)n;
 	}
-	if (!c->sent_fin && c->snd_una == c->isn + 1 + c->tx_len && c->snd_nxt == c->snd_una) {
+	if (!c->sent_fin && !c->hold && c->snd_una == c->isn + 1 + c->tx_len && c->snd_nxt == c->snd_una) {
 		guest_tcp(w, c, c->snd_nxt, TCPF_FIN | TCPF_ACK, NULL, 0);
 		c->snd_nxt++;
 		c->sent_fin = true;
@@ -277,7 +311,10 @@ static void dns_server_step(struct world *w)
 	q[2] |= 0x80;
 	wr16(q + 6, 1);
 	memcpy(q + n, rr, sizeof(rr));
-	sendto(w->dns_fd, q, (size_t)n + sizeof(rr), 0, (struct sockaddr *)&from, fl);
+	n += (ssize_t)sizeof(rr);
+	if (w->dns_bad)
+		q[n++] = 0; /* a byte no record accounts for */
+	sendto(w->dns_fd, q, (size_t)n, 0, (struct sockaddr *)&from, fl);
 }
 
 static void step(struct world *w)
@@ -318,8 +355,8 @@ static void run_until(struct world *w, bool (*done)(struct world *), int max_ms)
 static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms)
 {
 	struct world *w = calloc(1, sizeof(*w));
-	struct slirpnet_config cfg = { .connect_check = deny_port_25, .flow = on_flow, .linger_ms = 50,
-				       .max_flows = max_flows, .half_open_ms = half_open_ms };
+	struct slirpnet_config cfg = { .connect_check = deny_port_25, .flow = on_flow, .dns_answer = on_dns_answer,
+				       .linger_ms = 50, .max_flows = max_flows, .half_open_ms = half_open_ms };
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = { htonl(0x7f000001) } };
 	socklen_t al = sizeof(a);
 	struct ml_err e;
@@ -467,7 +504,7 @@ static size_t dns_query(uint8_t *q, uint16_t id, uint16_t qtype)
 
 static bool got_udp_reply(struct world *w) { return w->udp_reply_len > 0; }
 
-static void dns_a_is_forwarded_and_aaaa_answered_empty(void **state)
+static void dns_a_is_forwarded_and_reported_and_aaaa_answered_empty(void **state)
 {
 	struct world *w = *state;
 	uint8_t q[64];
@@ -481,6 +518,11 @@ static void dns_a_is_forwarded_and_aaaa_answered_empty(void **state)
 	assert_int_equal(rd16(w->udp_reply), 0x1234);           /* the guest's own id */
 	assert_int_equal(rd16(w->udp_reply + 6), 1);            /* one answer */
 	assert_memory_equal(w->udp_reply + w->udp_reply_len - 4, "\xc0\x00\x02\x01", 4);
+	assert_int_equal(w->learned, 1);                        /* and the policy was told */
+	assert_string_equal(w->learned_name, "example.test");
+	assert_int_equal(w->learned_n, 1);
+	assert_int_equal(ntohl(w->learned_addr.s_addr), 0xc0000201);
+	assert_int_equal(w->learned_ttl, 60);
 
 	w->udp_reply_len = 0;
 	n = dns_query(q, 0x5678, 28);
@@ -500,6 +542,16 @@ static void dns_a_is_forwarded_and_aaaa_answered_empty(void **state)
 	assert_int_equal(st.dns_forwarded, 1);
 	assert_int_equal(st.dns_answered, 1);
 	assert_int_equal(st.dns_aaaa_empty, 1);
+	assert_int_equal(w->learned, 1);                        /* AAAA taught nothing */
+
+	w->dns_bad = true;                                       /* a malformed A reply: */
+	w->udp_reply_len = 0;
+	n = dns_query(q, 0x4321, 1);
+	guest_udp(w, GUEST, DNSA, 53, q, n);
+	run_until(w, got_udp_reply, 5000);
+	assert_int_equal(rd16(w->udp_reply), 0x4321);
+	assert_int_equal(w->udp_reply_len, n + 16 + 1);          /* relayed as it came */
+	assert_int_equal(w->learned, 1);                        /* but taught nothing */
 }
 
 static void icmp_echo(struct world *w, uint32_t dst)
@@ -657,12 +709,102 @@ static void host_forward_reaches_the_guest_server(void **state)
 	close(cl);
 }
 
+/* A resolver retrying over TCP after a TC reply: the alias's port 53 is an ordinary flow, asked
+ * of connect_check first; every other port of the alias stays part of the blocked vnet. */
+static void tcp_dns_to_the_alias_is_a_flow_and_other_alias_ports_are_not(void **state)
+{
+	struct world *w = *state;
+	static const uint8_t query[] = "\0\x1d\x12\x34\x01\0\0\x01\0\0\0\0\0\0\7example\4test\0\0\1\0\1";
+	struct slirpnet_stats st;
+
+	struct conn *c = conn_open(w, 40300, DNSA, 53, query, sizeof(query) - 1);
+	run_until(w, all_finished, 5000);
+	assert_int_equal(w->nflows, 1);
+	assert_int_equal(ntohl(w->echo[0].dst.sin_addr.s_addr), DNSA);
+	assert_int_equal(ntohs(w->echo[0].dst.sin_port), 53);
+	assert_int_equal(w->checks, 1);
+	assert_int_equal(ntohl(w->last_check.sin_addr.s_addr), DNSA);
+	assert_int_equal(ntohs(w->last_check.sin_port), 53);
+	assert_memory_equal(c->rx, query, sizeof(query) - 1);
+	assert_false(c->rst);
+
+	struct conn *other = conn_open(w, 40301, DNSA, 54, NULL, 0);
+	step_n(w, 5);
+	assert_true(other->rst);
+	assert_int_equal(w->nflows, 1);
+	assert_int_equal(w->checks, 1); /* refused before any policy was asked */
+	slirpnet_stats(w->sn, &st);
+	assert_int_equal(st.drops[SLIRPNET_DROP_TCP_BLOCKED], 1);
+	assert_int_equal(w->dns_seen, 0); /* nothing of it went to the UDP upstream */
+}
+
+static const uint8_t ping[] = "hello";
+
+/* The guest's "hello" acknowledged and echoed back: both directions have carried data. */
+static bool ping_echoed(struct world *w)
+{
+	struct conn *c = w->conns[0];
+	return w->nflows == 1 && c->snd_una == c->isn + sizeof(ping) && c->rx_len == sizeof(ping) - 1;
+}
+
+static bool down_received(struct world *w) { return w->conns[0]->rx_len == sizeof(ping) - 1 + 3000; }
+
+/* The handler learns that upstream reset: the guest must see a reset too, at a sequence number
+ * it accepts, and libslirp must forget the connection. Data libslirp sent stays unacknowledged
+ * (the guest does not ACK), so a surviving tcb would retransmit it; the handler's close() would
+ * make it send a FIN. Neither may reach the guest. */
+static void abort_resets_the_guest_in_window_and_silences_slirp(void **state)
+{
+	struct world *w = *state;
+	static uint8_t down[3000];
+	struct slirpnet_stats st;
+	struct conn *c = conn_open(w, 40400, WEB, 443, ping, sizeof(ping) - 1);
+
+	c->hold = true;
+	run_until(w, ping_echoed, 5000);
+	struct echo *e = &w->echo[0];
+	e->done = true; /* the test drives this fd itself */
+	c->no_ack = true;
+	memset(down, 'd', sizeof(down));
+	assert_int_equal(write(e->fd, down, sizeof(down)), (ssize_t)sizeof(down));
+	run_until(w, down_received, 5000);
+
+	struct sockaddr_in other = e->src;
+	other.sin_port = htons(40999);                /* no such flow: nothing happens */
+	slirpnet_flow_abort(w->sn, &other, &e->dst);
+	other = e->src;
+	other.sin_addr.s_addr = htonl(GUEST + 1);     /* not the guest: nothing either */
+	slirpnet_flow_abort(w->sn, &other, &e->dst);
+	step(w);
+	assert_false(c->rst);
+
+	slirpnet_flow_abort(w->sn, &e->src, &e->dst);
+	slirpnet_flow_abort(w->sn, &e->src, &e->dst); /* twice: the second finds it closed */
+	close(e->fd);
+	step(w);
+	assert_true(c->rst);
+	assert_int_equal(c->rst_seq, c->rcv_nxt); /* exactly where the guest expects it */
+
+	int64_t end = now_ms() + 3000; /* slirp's retransmit timer is >= 1 s */
+	while (now_ms() < end)
+		step(w);
+	assert_int_equal(c->after_rst, 0);
+	slirpnet_stats(w->sn, &st);
+	assert_int_equal(st.flows_aborted, 1);
+	assert_int_equal(st.flows_active, 0); /* lingered 50 ms, then ended */
+	assert_int_equal(st.drops[SLIRPNET_DROP_OUT_NO_FLOW], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(two_flows_to_one_destination_carry_1mib_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(denied_and_blocked_destinations_get_rst_and_no_fd, setup, teardown),
-		cmocka_unit_test_setup_teardown(dns_a_is_forwarded_and_aaaa_answered_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(dns_a_is_forwarded_and_reported_and_aaaa_answered_empty, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(tcp_dns_to_the_alias_is_a_flow_and_other_alias_ports_are_not, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(abort_resets_the_guest_in_window_and_silences_slirp, setup, teardown),
 		cmocka_unit_test_setup_teardown(stray_traffic_is_dropped_and_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(half_open_flows_are_reaped_and_a_full_table_resets, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(two_hundred_concurrent_flows_stay_apart, setup, teardown),

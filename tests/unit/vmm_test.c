@@ -468,7 +468,7 @@ static void argv_has_devices_and_escapes_commas(void **state)
 				.accel = VMM_ACCEL_TCG };
 	_cleanup_strv_ char **argv = NULL;
 	struct ml_err e = { 0 };
-	assert_int_equal(vmm_qemu_argv(&c, "/usr/bin/qemu", "/s/ctl.sock", 2096016, &argv, &e), 0);
+	assert_int_equal(vmm_qemu_argv(&c, "/usr/bin/qemu", "/s/ctl.sock", "/s/net.sock", 2096016, &argv, &e), 0);
 	assert_string_equal(argv[0], "/usr/bin/qemu");
 	assert_true(argv_has(argv, "-M", "microvm"));
 	assert_true(argv_has(argv, "-accel", "tcg,thread=multi"));
@@ -487,11 +487,26 @@ static void argv_has_devices_and_escapes_commas(void **state)
 
 	c.accel = VMM_ACCEL_KVM;
 	_cleanup_strv_ char **kvm = NULL;
-	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", 0, &kvm, &e), 0);
+	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", NULL, 0, &kvm, &e), 0);
 	assert_true(argv_has(kvm, "-accel", "kvm"));
 	assert_true(argv_has(kvm, "-cpu", "host"));
 	for (size_t i = 0; kvm[i]; i++)
 		assert_null(strstr(kvm[i], "tsc_early_khz"));
+}
+
+static void argv_network_stream_or_baseline(void **state)
+{
+	(void)state;
+	struct vmm_config c = { .state_dir = "/s", .kernel = "/k", .initrd = "/i", .rootfs = "/r",
+				.scratch = "/scr", .vcpus = 1, .mem_mb = 256, .accel = VMM_ACCEL_TCG,
+				.network = true };
+	_cleanup_strv_ char **s = NULL, **u = NULL;
+	struct ml_err e = { 0 };
+	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", "/s/n,et.sock", 0, &s, &e), 0);
+	assert_true(argv_has(s, "-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path=/s/n,,et.sock"));
+	assert_true(argv_has(s, "-device", "virtio-net-device,netdev=n0,mac=" VMM_GUEST_MAC));
+	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", NULL, 0, &u, &e), 0);
+	assert_true(argv_has(u, "-netdev", "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3"));
 }
 
 int main(void)
@@ -508,6 +523,7 @@ int main(void)
 		cmocka_unit_test(assets_name_the_setup_step),
 		cmocka_unit_test(accel_env_overrides),
 		cmocka_unit_test(tsc_khz_is_known_here),
+		cmocka_unit_test(argv_network_stream_or_baseline),
 		cmocka_unit_test(console_tail_is_bounded_whole_lines_and_printable),
 		cmocka_unit_test(console_log_stops_at_the_cap),
 		cmocka_unit_test(console_read_drains_a_pipe_and_reports_eof),
