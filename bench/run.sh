@@ -98,3 +98,6 @@ row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(r
 
 # --- issue 4: cold pull + rootfs against podman and skopeo+umoci; warm start ---
 . bench/pull.sh
+
+# --- issue 5: guest networking against QEMU's own user networking (same libslirp); floor ---
+. bench/net.sh

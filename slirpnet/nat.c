@@ -227,6 +227,24 @@ static struct nat_flow *reject(struct slirpnet *sn, const struct frame *f, enum 
 	return NULL;
 }
 
+/* No free entry: a closed flow's lingering entry (only kept to rewrite late retransmissions)
+ * is worth less than a new connection. Without this, more than max_flows connections within
+ * linger_ms would be refused: a guest opening short connections in a loop (a test suite, a
+ * crawler) would hit it at about 100 per second. The one nearest its end goes first. */
+static struct nat_flow *oldest_lingering(struct slirpnet *sn)
+{
+	struct nat_flow *best = NULL;
+
+	for (unsigned i = 0; i < sn->cfg.max_flows; i++) {
+		struct nat_flow *c = &sn->flows[i];
+		if (c->state == NAT_LINGER && (!best || c->deadline_ms < best->deadline_ms))
+			best = c;
+	}
+	if (best)
+		sn->st.linger_evicted++;
+	return best;
+}
+
 /* The policy runs here, on the raw SYN: a denied destination never sees slirp complete a
  * handshake, so the guest cannot tell a deny from a refused port. */
 static struct nat_flow *new_flow(struct slirpnet *sn, const struct frame *f)
@@ -247,6 +265,8 @@ static struct nat_flow *new_flow(struct slirpnet *sn, const struct frame *f)
 			sn->next_entry = (unsigned)(fl - sn->flows + 1) % n;
 		}
 	}
+	if (!fl && (fl = oldest_lingering(sn)))
+		flow_free(sn, fl);
 	if (!fl)
 		return reject(sn, f, SLIRPNET_DROP_FLOW_TABLE_FULL);
 	if (!fl->registered && register_slot(sn, fl) < 0)

@@ -116,6 +116,7 @@ struct slirpnet_stats {
 	uint64_t drops[SLIRPNET_DROP__MAX];
 	uint64_t flows_opened;     /* fds handed to the flow callback */
 	uint64_t flows_aborted;    /* flows ended by slirpnet_flow_abort */
+	uint64_t linger_evicted;   /* closed flows' entries reused early because the table was full */
 	uint64_t flows_active;     /* NAT entries now in use (pending, open or lingering) */
 	uint64_t flows_pending;    /* SYN seen, handshake not yet complete */
 	uint64_t dns_forwarded, dns_answered, dns_aaaa_empty;

@@ -352,11 +352,11 @@ static void run_until(struct world *w, bool (*done)(struct world *), int max_ms)
 	}
 }
 
-static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms)
+static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms, unsigned linger_ms)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	struct slirpnet_config cfg = { .connect_check = deny_port_25, .flow = on_flow, .dns_answer = on_dns_answer,
-				       .linger_ms = 50, .max_flows = max_flows, .half_open_ms = half_open_ms };
+				       .linger_ms = linger_ms, .max_flows = max_flows, .half_open_ms = half_open_ms };
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = { htonl(0x7f000001) } };
 	socklen_t al = sizeof(a);
 	struct ml_err e;
@@ -375,8 +375,9 @@ static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms)
 	return 0;
 }
 
-static int setup(void **state) { return setup_with(state, 0, 0); }
-static int setup_small(void **state) { return setup_with(state, 2, 50); }
+static int setup(void **state) { return setup_with(state, 0, 0, 50); }
+static int setup_small(void **state) { return setup_with(state, 2, 50, 50); }
+static int setup_small_long_linger(void **state) { return setup_with(state, 2, 50, 60000); }
 
 static int teardown(void **state)
 {
@@ -637,6 +638,25 @@ static bool all_finished(struct world *w)
 	return true;
 }
 
+/* A full table of closed, lingering flows must not refuse a new connection. */
+static void lingering_entries_give_way_to_new_flows(void **state)
+{
+	struct world *w = *state;
+	struct slirpnet_stats st;
+	static const uint8_t tx[3] = "abc";
+
+	conn_open(w, 46000, WEB, 443, tx, 3);
+	conn_open(w, 46001, WEB, 443, tx, 3);
+	run_until(w, all_finished, 5000);
+	struct conn *c = conn_open(w, 46002, WEB, 443, tx, 3);
+	run_until(w, all_finished, 5000);
+	assert_false(c->rst);
+	slirpnet_stats(w->sn, &st);
+	assert_int_equal(st.linger_evicted, 1);
+	assert_int_equal(st.drops[SLIRPNET_DROP_FLOW_TABLE_FULL], 0);
+	assert_int_equal(st.flows_opened, 3);
+}
+
 static void two_hundred_concurrent_flows_stay_apart(void **state)
 {
 	struct world *w = *state;
@@ -807,6 +827,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(abort_resets_the_guest_in_window_and_silences_slirp, setup, teardown),
 		cmocka_unit_test_setup_teardown(stray_traffic_is_dropped_and_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(half_open_flows_are_reaped_and_a_full_table_resets, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(lingering_entries_give_way_to_new_flows, setup_small_long_linger, teardown),
 		cmocka_unit_test_setup_teardown(two_hundred_concurrent_flows_stay_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(host_forward_reaches_the_guest_server, setup, teardown),
 	};
