@@ -83,6 +83,9 @@ static int validate_numbers(const struct run_flags *f, const struct flag *t, str
 	long host = sysconf(_SC_NPROCESSORS_ONLN);
 	if (f->mtu <= 0)
 		return ml_err_set(e, -EINVAL, "--mtu must be > 0");
+	/* the frame layer's range (slirpnet): below 576 a DNS answer may not fit one datagram */
+	if (!f->no_network && (f->mtu < 576 || f->mtu > 65521))
+		return ml_err_set(e, -EINVAL, "--mtu must be between 576 and 65521, got %ld", f->mtu);
 	if (!isfinite(f->cpus) || f->cpus <= 0)
 		return ml_err_set(e, -EINVAL, "--cpus must be a finite number > 0");
 	if (ceil(f->cpus) > (double)host)
@@ -202,7 +205,7 @@ static void on_sandbox_dead(void *arg, const char *msg)
 }
 
 static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandbox *sb,
-			 struct strv *argv, struct strv *env, struct ml_err *e)
+			 struct strv *argv, struct strv *env, bool *signaled, struct ml_err *e)
 {
 	const struct oci_config *c = sandbox_image_config(sb);
 	struct winsize ws = { .ws_row = 24, .ws_col = 80 };
@@ -223,7 +226,9 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 	int end = execio_run(loop, sandbox_ctl(sb), &x, &o, &code, e);
 	switch (end) {
 	case EXECIO_EXITED: return code;
-	case EXECIO_SIGNALED: return code;
+	case EXECIO_SIGNALED:
+		*signaled = true;
+		return code;
 	case EXECIO_TIMEOUT:
 		ml_err_set(e, -ETIMEDOUT, "executing command: timed out after %ld s (the sandbox was killed)", f->timeout);
 		return -1;
@@ -282,11 +287,16 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 			sandbox_id(sb), sandbox_id(sb), sandbox_id(sb));
 	print_forwards(net);
 	int status = 0;
+	bool signaled = false;
 	if (argv.n == 0 && f->rm && !(f->tty && f->interactive))
 		status = ml_err_set(e, -EINVAL, "command required (or use --rm=false to start without a command)");
 	else if (argv.n > 0)
-		status = exec_and_wait(f, loop, sb, &argv, &fullenv, e);
-	if (status >= 0 && !f->rm) {
+		status = exec_and_wait(f, loop, sb, &argv, &fullenv, &signaled, e);
+	/* With --rm=false the VM outlives its command until SIGINT/SIGTERM; one that arrives
+	 * while the command still runs is that signal (not a reason to wait for another). */
+	if (status >= 0 && !f->rm && signaled)
+		status = 0;
+	else if (status >= 0 && !f->rm) {
 		execio_wait_signal(loop);
 		status = 0;
 	}

@@ -61,6 +61,16 @@ struct outq {
 	size_t head, count;
 };
 
+/* A TCP connection libslirp opened to the guest for a host forward, from a non-loopback client:
+ * libslirp keeps that client's real address as the source (only loopback clients become the
+ * gateway), so the guest answers it by address, outside the virtual network. */
+#define FWD_PEERS_MAX 256
+struct fwd_peer {
+	uint32_t addr;         /* the client, host order; 0 = unused */
+	uint16_t port, gport;  /* client port, guest port */
+	int64_t last_ms;
+};
+
 struct slirpnet {
 	struct slirpnet_config cfg;
 	uint32_t guest_ip, gateway, dns_alias, netmask, vnet; /* host order */
@@ -82,6 +92,8 @@ struct slirpnet {
 	int *hguest, *hslot;   /* hash heads, hmask + 1 of each */
 	unsigned hmask;
 
+	struct fwd_peer fwd_peers[FWD_PEERS_MAX];
+
 	/* DNS */
 	int dns_fd;
 	uint16_t dns_next_id;
@@ -97,6 +109,14 @@ int64_t sn_now_ms(void);
 void sn_drop(struct slirpnet *sn, enum slirpnet_drop reason);
 /* Queues a copy of a frame for the guest (counted and dropped when the queue is full). */
 void sn_queue_out(struct slirpnet *sn, const uint8_t *frame, size_t len);
+
+/* fwdpeer.c: host-forward connections from non-loopback clients */
+/* A frame libslirp sends the guest from outside the virtual network: true if it belongs to a
+ * host-forward connection (a SYN starts one), false to drop it. */
+bool fwdpeer_to_guest(struct slirpnet *sn, const struct frame *f);
+/* A non-SYN segment from the guest to outside the virtual network with no NAT flow: true if it
+ * answers a host-forward connection (then it goes to libslirp as it is). */
+bool fwdpeer_from_guest(struct slirpnet *sn, const struct frame *f);
 
 /* dns.c */
 bool dns_wants(const struct slirpnet *sn, const struct frame *f);

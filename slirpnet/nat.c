@@ -366,7 +366,7 @@ void nat_tcp_from_guest(struct slirpnet *sn, const uint8_t *p, size_t len, const
 	if (!fl) {
 		/* Host forwards: slirp itself connected to the guest from the gateway; the guest's
 		 * answers belong to a socket slirp already has (or get its RST). */
-		if (!bare_syn && f->daddr == sn->gateway) {
+		if (!bare_syn && (f->daddr == sn->gateway || fwdpeer_from_guest(sn, f))) {
 			slirp_input(sn->slirp, p, (int)len);
 			return;
 		}
@@ -392,6 +392,12 @@ static bool tcp_to_guest(struct slirpnet *sn, uint8_t *p, const struct frame *f)
 
 	if (f->saddr == sn->gateway)
 		return true; /* host forward traffic */
+	if ((f->saddr & sn->netmask) != sn->vnet) {
+		if (fwdpeer_to_guest(sn, f))
+			return true;
+		sn_drop(sn, SLIRPNET_DROP_OUT_NO_FLOW);
+		return false;
+	}
 	fl = find_by_slot(sn, f->saddr, f->sport, f->dport);
 	if (!fl) {
 		sn_drop(sn, SLIRPNET_DROP_OUT_NO_FLOW);

@@ -34,6 +34,7 @@ bad_input "--cpus not a number" 'invalid argument "abc" for "--cpus" flag' run -
 bad_input "--cpus too many" "--cpus must be <= host cpus" run --image x --cpus 999 -- true
 bad_input "--memory 1" "--memory must be >= 128" run --image x --memory 1 -- true
 bad_input "--mtu 0" "--mtu must be > 0" run --image x --mtu 0 -- true
+bad_input "--mtu 100" "--mtu must be between 576 and 65521, got 100" run --image x --mtu 100 -- true
 bad_input "--disk-size 1" "--disk-size must be >= 64" run --image x --disk-size 1 -- true
 bad_input "--timeout 0" "--timeout must be > 0" run --image x --timeout 0 -- true
 bad_input "-d -it" "--detach cannot be combined" run --image x -d -it sh
