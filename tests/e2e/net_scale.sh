@@ -10,52 +10,7 @@
 world_up_or_exit debian
 N=500
 
-cat >"$T_TMP/scale.py" <<'P'
-import socket, sys, time
-n = int(sys.argv[1])
-print("START", flush=True)
-time.sleep(3)                      # the host reads the supervisor's RSS now
-t = time.time()
-socks = [socket.create_connection(("198.51.100.20", 7), timeout=30) for _ in range(n)]
-print("opened %d %.2f" % (len(socks), time.time() - t), flush=True)
-for i, s in enumerate(socks):
-    s.sendall(b"flow-%d\n" % i)
-good = 0
-for i, s in enumerate(socks):
-    d = b""
-    while not d.endswith(b"\n") and len(d) < 64:
-        c = s.recv(64)
-        if not c:
-            break
-        d += c
-    good += d == b"flow-%d\n" % i
-print("echoed %d" % good, flush=True)
-lat = []
-for _ in range(20):
-    t = time.time()
-    socket.getaddrinfo("web.test", 80, socket.AF_INET)
-    lat.append(time.time() - t)
-lat.sort()
-print("dns_ms median %.1f max %.1f" % (lat[10] * 1000, lat[-1] * 1000), flush=True)
-t = time.time()
-c = socket.create_connection(("198.51.100.10", 80), timeout=10)
-c.sendall(b"GET / HTTP/1.0\r\nHost: web.test\r\n\r\n")
-r = b""
-while True:
-    d = c.recv(4096)
-    if not d:
-        break
-    r += d
-print("http_ms %.1f %s" % ((time.time() - t) * 1000, b"hello from web" in r), flush=True)
-print("HOLD", flush=True)
-time.sleep(6)                      # the host reads the RSS again, with every flow open
-for s in socks:
-    s.close()
-print("closed", flush=True)
-P
-chmod 0644 "$T_TMP/scale.py"
-
-ML_ENV=MATCHLOCK_LOG=info mlw_bg run --image "$DEB_IMG" -- sh -c "echo $(base64 -w0 "$T_TMP/scale.py") | base64 -d >/tmp/s.py && python3 /tmp/s.py $N" \
+ML_ENV=MATCHLOCK_LOG=info mlw_bg run --image "$DEB_IMG" -- sh -c "echo $(guest_tool) | base64 -d >/tmp/nt.py && python3 /tmp/nt.py scale 198.51.100.20 7 $N web.test" \
 	>"$T_TMP/out" 2>"$T_TMP/err"
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$ML_PID/status" 2>/dev/null; }
 wait_for() { for _ in $(seq 1 "$2"); do grep -q "$1" "$T_TMP/out" && return 0; sleep 0.5; done; return 1; }

@@ -207,18 +207,22 @@ def serve(d, ttl, specs):
     time.sleep(ttl)
 
 
+def recv_to_eof(s):
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return got
+        got += d
+
+
 def client_echo(addr, port, nbytes):
     payload = os.urandom(nbytes)
     try:
         s = socket.create_connection((addr, port), timeout=10)
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
+        got = recv_to_eof(s)
         s.close()
     except OSError as e:
         print(f"echo-bad {type(e).__name__}:{e}")
@@ -313,13 +317,7 @@ def many(addr, port, count, nbytes):
             s.settimeout(60)
             s.sendall(payload)
             s.shutdown(socket.SHUT_WR)
-            got = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
-            results[i] = got == payload
+            results[i] = recv_to_eof(s) == payload
         except OSError as e:
             results[i] = f"{e}"
         s.close()
@@ -333,6 +331,46 @@ def many(addr, port, count, nbytes):
         print(f"many-ok {good}")
     else:
         print(f"many-bad {good}/{count} {bad[:3]} {[r for r in results if r is not True][:3]}")
+
+
+def scale(addr, port, n, web):
+    """n echo connections open at once (each echoes its own line), then, with all of them
+    still open: DNS lookups and a new HTTP request; prints START/HOLD markers for the host's
+    RSS readings (tests/e2e/net_scale.sh)."""
+    print("START", flush=True)
+    time.sleep(3)
+    t = time.time()
+    socks = [socket.create_connection((addr, port), timeout=30) for _ in range(n)]
+    print("opened %d %.2f" % (len(socks), time.time() - t), flush=True)
+    for i, s in enumerate(socks):
+        s.sendall(b"flow-%d\n" % i)
+    good = 0
+    for i, s in enumerate(socks):
+        d = b""
+        while not d.endswith(b"\n") and len(d) < 64:
+            c = s.recv(64)
+            if not c:
+                break
+            d += c
+        good += d == b"flow-%d\n" % i
+    print("echoed %d" % good, flush=True)
+    lat = []
+    for _ in range(20):
+        t = time.time()
+        socket.getaddrinfo(web, 80, socket.AF_INET)
+        lat.append(time.time() - t)
+    lat.sort()
+    print("dns_ms median %.1f max %.1f" % (lat[10] * 1000, lat[-1] * 1000), flush=True)
+    t = time.time()
+    c = socket.create_connection((web, 80), timeout=10)
+    c.sendall(b"GET / HTTP/1.0\r\nHost: " + web.encode() + b"\r\n\r\n")
+    r = recv_to_eof(c)
+    print("http_ms %.1f %s" % ((time.time() - t) * 1000, b"hello from web" in r), flush=True)
+    print("HOLD", flush=True)
+    time.sleep(6)
+    for s in socks:
+        s.close()
+    print("closed", flush=True)
 
 
 def connect(addr, port):
@@ -555,6 +593,8 @@ def main():
         many(a[1], int(a[2]), int(a[3]), int(a[4]))
     elif cmd == "connect":
         connect(a[1], int(a[2]))
+    elif cmd == "scale":
+        scale(a[1], int(a[2]), int(a[3]), a[4])
     elif cmd == "frames":
         frames(a[1:])
     elif cmd == "udpsend":
