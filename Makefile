@@ -56,22 +56,22 @@ $(DATA)/images/default.tar: scripts/mkdefaultimage.sh
 	@mkdir -p $(dir $@)
 	sh scripts/mkdefaultimage.sh $@
 
-$(B)/tests/tools/%: tests/tools/%.c $(B)/libmatchlock.a
+$(B)/tests/tools/%: tests/tools/%.c tests/common/process_init.c $(B)/libmatchlock.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(B)/libmatchlock.a $(PKG_LIBS) -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(B)/libmatchlock.a $(PKG_LIBS) -o $@
 
-$(B)/tests/%: tests/unit/%.c $(B)/libmatchlock.a
+$(B)/tests/%: tests/unit/%.c tests/common/process_init.c $(B)/libmatchlock.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(B)/libmatchlock.a $(PKG_LIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(B)/libmatchlock.a $(PKG_LIBS) -lcmocka -o $@
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 # libFuzzer targets, built with clang + ASan/UBSan against the library sources directly.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+$(B)/fuzz/%: tests/fuzz/%.c tests/common/process_init.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< $(LIB_SRCS) $(PKG_LIBS) -o $@
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(LIB_SRCS) $(PKG_LIBS) -o $@
 fuzz: $(FUZZ_BINS)
 FUZZ_SECONDS ?= 20
 fuzz-run: $(FUZZ_BINS)
@@ -88,7 +88,7 @@ asan:
 	$(MAKE) B=build-asan FUZZ_SECONDS=10 fuzz-run
 
 bench: all
-	sh bench/run.sh
+	bash bench/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/matchlock

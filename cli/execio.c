@@ -52,7 +52,6 @@ int execio_signals_init(struct ml_err *e)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGWINCH);
 	sigaddset(&set, SIGHUP);
-	signal(SIGPIPE, SIG_IGN);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return ml_err_set(e, -errno, "sigprocmask: %s", strerror(errno));
 	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

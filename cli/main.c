@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/proc.h"
 #include "cli/cmds.h"
 
 #ifndef ML_VERSION
@@ -77,6 +78,7 @@ static int dispatch(int argc, char **argv, struct ml_err *e)
 int main(int argc, char **argv)
 {
 	struct ml_err e = { 0 };
+	ml_process_init();
 	int r = dispatch(argc, argv, &e);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", e.msg[0] ? e.msg : "failed");

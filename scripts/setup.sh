@@ -1,20 +1,45 @@
 #!/bin/sh
-# Idempotent machine set-up for building, running and testing matchlock on Debian 12.
-# Installs the Debian packages, then fetches Debian's cloud kernel with apt (pinned) and unpacks
-# it into the build tree's data directory (build/lib/matchlock/kernel), never into /boot.
-# Run as root (apt). Safe to run again: every step checks before it acts.
+# scripts/setup.sh [install] - idempotent machine set-up for building, running and testing
+# matchlock on Debian 12, as root or as a user with sudo (a fresh root-only machine such as a
+# container or a CI runner has no sudo, so we only use it when we are not root).
+#   setup.sh          installs the Debian packages (root) and unpacks the guest kernel into the
+#                     build tree (build/lib/matchlock/kernel, as the invoking user: see kernel.sh)
+#   setup.sh install  `make install` as root (PREFIX=/usr/local unless PREFIX is set)
+# Safe to run again: every step checks before it acts.
 set -eu
 cd "$(dirname "$0")/.."
 
-KVER=6.1.0-56-cloud-amd64          # the kernel ABI our initramfs modules are resolved against
-KPKG_VERSION=6.1.192-2             # pinned Debian package version of linux-image-$KVER
+as_root() {
+	if [ "$(id -u)" = 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		echo "setup: this step needs root and sudo is not installed: run it as root" >&2
+		exit 1
+	fi
+}
 
+if [ "${1:-}" = install ]; then
+	as_root make -s install PREFIX="${PREFIX:-/usr/local}"
+	exit 0
+fi
+
+# Build, run, and test dependencies. The test world (registry, DNS, debootstrap image, TLS
+# servers, the SDKs' runtimes) and the benchmarks' baselines are here too, so `make test` and
+# `make bench` need nothing else.
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
  qemu-system-x86 libslirp-dev libglib2.0-dev libjansson-dev libgnutls28-dev libfuse3-dev
  libarchive-dev libcurl4-gnutls-dev libseccomp-dev libext2fs-dev libsqlite3-dev libzstd-dev
+ libnghttp2-dev libhttp-parser-dev
  zlib1g-dev libcmocka-dev e2fsprogs kmod busybox-static iproute2 util-linux python3 cpio
  docker-registry skopeo umoci dnsmasq-base iperf3 hyperfine
- debootstrap openssl curl zstd podman uidmap"
+ debootstrap openssl curl zstd podman uidmap git
+ mitmproxy wrk nginx-light fio"
+
+# Node.js for the TypeScript SDK's tests: Debian's, unless one is already installed (NodeSource's
+# nodejs bundles npm and conflicts with Debian's npm package).
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
 for p in $PKGS; do
@@ -22,35 +47,10 @@ for p in $PKGS; do
 done
 if [ -n "$missing" ]; then
 	echo "setup: installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $missing
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 fi
 
-DATA=build/lib/matchlock
-KDIR=$DATA/kernel
-if [ ! -f "$KDIR/vmlinuz" ] || [ "$(cat "$KDIR/version" 2>/dev/null)" != "$KVER" ]; then
-	echo "setup: fetching linux-image-$KVER=$KPKG_VERSION with apt"
-	tmp=$(mktemp -d)
-	chmod 0755 "$tmp"
-	(cd "$tmp" && apt-get download -q "linux-image-$KVER=$KPKG_VERSION")
-	rm -rf "$KDIR.new" && mkdir -p "$KDIR.new/unpack"
-	dpkg-deb -x "$tmp"/linux-image-*.deb "$KDIR.new/unpack"
-	mv "$KDIR.new/unpack/boot/vmlinuz-$KVER" "$KDIR.new/vmlinuz"
-	mv "$KDIR.new/unpack/lib/modules/$KVER" "$KDIR.new/modules"
-	rm -rf "$KDIR.new/unpack" "$tmp"
-	# The package ships no modules.dep (its postinst makes it); build it in our tree.
-	mkdir -p "$KDIR.new/depmod/lib/modules"
-	ln -s "$PWD/$KDIR.new/modules" "$KDIR.new/depmod/lib/modules/$KVER"
-	depmod -b "$KDIR.new/depmod" "$KVER"
-	rm -rf "$KDIR.new/depmod"
-	echo "$KVER" >"$KDIR.new/version"
-	chmod -R a+rX "$KDIR.new"
-	rm -rf "$KDIR" && mv "$KDIR.new" "$KDIR"
-fi
-# Under sudo, hand the build tree back to the user who will run `make` next.
-if [ -n "${SUDO_UID:-}" ] && [ "$SUDO_UID" != 0 ]; then
-	chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" build
-fi
-echo "setup: ok (kernel $KVER in $KDIR)"
+sh scripts/kernel.sh build/lib/matchlock
+echo "setup: ok (kernel $(cat build/lib/matchlock/kernel/version))"

@@ -4,11 +4,19 @@
 set -u
 cd "$(dirname "$0")/.."
 REPO=$PWD
+# Root builds the world around matchlock (the unprivileged user, network namespaces); matchlock
+# itself always runs as that user. A sudo user's `make test` comes back here through sudo.
 if [ "$(id -u)" != 0 ]; then
-	echo "run-e2e: must run as root (it creates the unprivileged test user); use: sudo make test" >&2
+	if command -v sudo >/dev/null 2>&1; then
+		exec sudo env "E2E_TESTS=${E2E_TESTS:-}" "E2E_JOBS=${E2E_JOBS:-}" "ML_TEST_ROOT=${ML_TEST_ROOT:-}" \
+			"MATCHLOCK_PY_SDK=${MATCHLOCK_PY_SDK:-}" "MATCHLOCK_TS_SDK=${MATCHLOCK_TS_SDK:-}" sh "$0" "$@"
+	fi
+	echo "run-e2e: needs root to create the unprivileged test user and the test network (run as root, or install sudo)" >&2
 	exit 2
 fi
-export ML_TEST_ROOT=${ML_TEST_ROOT:-/tmp/matchlock-test}
+ML_TEST_ROOT=${ML_TEST_ROOT:-/tmp/matchlock-test}
+[ -n "$ML_TEST_ROOT" ] || ML_TEST_ROOT=/tmp/matchlock-test
+export ML_TEST_ROOT
 rm -rf "$ML_TEST_ROOT"
 mkdir -p "$ML_TEST_ROOT/cache" "$ML_TEST_ROOT/logs"
 chmod 0755 "$ML_TEST_ROOT"
@@ -17,8 +25,10 @@ chown mltest:mltest "$ML_TEST_ROOT/cache"
 chmod 0700 "$ML_TEST_ROOT/cache"
 make -s install PREFIX="$ML_TEST_ROOT/prefix" >/dev/null || exit 1
 
-tests=${E2E_TESTS:-$(ls tests/e2e/*.sh)}
-jobs=${E2E_JOBS:-2}
+tests=${E2E_TESTS:-}
+[ -n "$tests" ] || tests=$(ls tests/e2e/*.sh)
+jobs=${E2E_JOBS:-}
+[ -n "$jobs" ] || jobs=2
 start=$(date +%s)
 # Run in parallel, each test's output to its own log; xargs keeps $jobs running.
 printf '%s\n' $tests | xargs -P "$jobs" -I{} sh -c \
