@@ -44,7 +44,7 @@ struct sandbox_config {
 	bool network;            /* false: no NIC at all (--no-network) */
 	unsigned mtu;
 	char **allow_hosts;      /* NULL-terminated --allow-host globs (NULL: all hosts) */
-	bool block_private_ips;  /* refuse private-range destinations */
+	bool block_private_ips;  /* refuse private-range destinations (mitm/README.md) */
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
 	int boot_timeout_s;      /* 0 = settings->boot_timeout_s */

@@ -1,7 +1,7 @@
 /* vmm/qemu.c - one VM: launch the engine as our child, wait for its control channel, watch it,
  * kill it.
  *
- * Order matters (see notes on the guest): the control socket listens before QEMU starts, because
+ * Order matters (docs/guest-traps.md): the control socket listens before QEMU starts, because
  * a QEMU client chardev that finds no listener fails (and a netdev one runs on silently dead).
  * QEMU connects at start-up, long before the guest boots, so the accept() here is quick; the
  * guest's agent then opens its end of the port and says PT_HELLO on the connection we hold. We
