@@ -70,6 +70,9 @@ struct child_fds {
 };
 void child_exec(const struct proto_exec *x, const struct child_fds *f) __attribute__((noreturn));
 
+/* --- fileop.c: EXF_FILEOP: a file operation in the child instead of execve --- */
+void child_fileop(const struct proto_exec *x) __attribute__((noreturn));
+
 /* --- server.c: the epoll loop, the control channel and its output queue --- */
 struct server;
 struct watch;

@@ -15,6 +15,7 @@
 #define PROTO_DATA_CHUNK   (32u << 10)   /* data frames are cut to this size */
 #define PROTO_WINDOW       (256u << 10)  /* unacknowledged data bytes allowed per stream and direction */
 #define PROTO_MAX_STREAMS  1024u         /* concurrent execs per VM */
+#define PROTO_FILE_READ_MAX (16u << 20)  /* EXF_FILEOP "read": larger files are refused */
 
 enum proto_type {
 	/* host -> guest */
@@ -65,6 +66,7 @@ enum proto_exec_flags {
 	EXF_TTY = 1u << 0,        /* run on a PTY (stdout carries both streams) */
 	EXF_STDIN = 1u << 1,      /* stdin comes from PT_STDIN; else /dev/null */
 	EXF_PRIVILEGED = 1u << 2, /* no seccomp, no cap drop, no no_new_privs */
+	EXF_FILEOP = 1u << 3,     /* argv is a file operation for the agent itself (PROTOCOL.md) */
 };
 
 struct proto_frame {

@@ -262,6 +262,23 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 	return 0;
 }
 
+void sandbox_kick(struct sandbox *sb)
+{
+	if (sb->ctl && sb->vm && !sb->dead)
+		watch_ctl(sb);
+}
+
+struct net *sandbox_net(struct sandbox *sb) { return sb->net; }
+
+int sandbox_shutdown(struct sandbox *sb)
+{
+	if (!sb->ctl || sb->dead)
+		return -EPIPE;
+	int r = ctl_shutdown(sb->ctl);
+	sandbox_kick(sb);
+	return r;
+}
+
 void sb_boot_teardown(struct sandbox *sb)
 {
 	/* the network first: its counters are then final, and its thread is gone before the

@@ -150,7 +150,7 @@ static int prepare(struct sandbox *sb, struct ml_err *e)
 	if (r == 0)
 		r = make_state_dir(sb, e);
 	if (r == 0)
-		r = vmstate_write(sb->state_dir, sb->id, sb->cfg->image, getpid(), "running", e);
+		r = vmstate_write(sb->state_dir, sb->id, sb->cfg->image, getpid(), "running", sb->cfg->record_json, e);
 	if (r == 0)
 		r = prepare_disks(sb, store, e);
 	oci_store_free(store);

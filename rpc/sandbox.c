@@ -133,6 +133,13 @@ int sandbox_start(const struct sandbox_config *c, struct ml_loop *loop, const st
 	return 0;
 }
 
+int sandbox_set_events(struct sandbox *sb, const struct sandbox_events *ev, void *arg)
+{
+	sb->ev = ev;
+	sb->arg = arg;
+	return 0;
+}
+
 void sandbox_cancel(struct sandbox *sb)
 {
 	if (!sb || sb->state == SB_READY || sb->state == SB_FAILED)

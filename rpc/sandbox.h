@@ -48,6 +48,7 @@ struct sandbox_config {
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
 	int boot_timeout_s;      /* 0 = settings->boot_timeout_s */
+	const char *record_json; /* the options as the VM's record shows them (`get`), or NULL */
 };
 
 /* Where creation is; the progress event says which step starts (text: a line for the user). */
@@ -74,6 +75,8 @@ struct sandbox_events {
  * (bad config, out of memory, thread) nothing was started and *out is untouched. */
 int sandbox_start(const struct sandbox_config *c, struct ml_loop *loop, const struct sandbox_events *ev,
 		  void *arg, struct sandbox **out, struct ml_err *e);
+/* Replaces the event callbacks (e.g. once creation is over and its context is gone). */
+int sandbox_set_events(struct sandbox *sb, const struct sandbox_events *ev, void *arg);
 /* Stops creation early: a pull in flight is aborted, the boot is not waited for; `failed`
  * follows with -ECANCELED. No effect once ready (destroy it instead). */
 void sandbox_cancel(struct sandbox *sb);
@@ -88,6 +91,13 @@ struct ctl *sandbox_ctl(struct sandbox *sb);
  * before the state dir exists). Command output the caller wants logged goes here. */
 struct ml_logger *sandbox_logger(struct sandbox *sb);
 const char *sandbox_console_tail(struct sandbox *sb);
+/* After queuing control frames from outside the sandbox's own callbacks (ctl_exec,
+ * ctl_exec_stdin, ...): makes sure the loop writes them out. */
+void sandbox_kick(struct sandbox *sb);
+/* The guest network (rpc/net.h), or NULL without a NIC. Valid once ready. */
+struct net *sandbox_net(struct sandbox *sb);
+/* Asks the agent to sync and power off; `dead` follows when the engine is gone. */
+int sandbox_shutdown(struct sandbox *sb);
 
 /* Stops the VM (kill: the scratch disk is throw-away), joins the worker, frees everything;
  * with remove_state also deletes the VM's state dir. NULL-safe. Blocks only while a

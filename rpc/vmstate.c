@@ -14,16 +14,39 @@
 #include "base/cleanup.h"
 #include "rpc/sandbox.h"
 
+static int write_record(const char *state_dir, json_t *j, struct ml_err *e);
+
 int vmstate_write(const char *state_dir, const char *id, const char *image, pid_t pid,
-		  const char *status, struct ml_err *e)
+		  const char *status, const char *config_json, struct ml_err *e)
 {
 	char created[32];
 	time_t now = time(NULL);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	json_t *j = json_pack("{s:s, s:i, s:s, s:s, s:s}", "id", id, "pid", (json_int_t)pid, "status", status,
-			      "image", image, "created_at", created);
+	json_t *cfg = config_json ? json_loads(config_json, 0, NULL) : NULL;
+	json_t *j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:o}", "id", id, "pid", (json_int_t)pid, "status", status,
+			      "image", image, "created_at", created, "config", cfg ? cfg : json_object());
 	if (!j)
 		return ml_err_set(e, -ENOMEM, "out of memory");
+	return write_record(state_dir, j, e);
+}
+
+int vmstate_set_status(const char *state_dir, const char *status, pid_t pid, struct ml_err *e)
+{
+	_cleanup_free_ char *p = NULL;
+	if (asprintf(&p, "%s/vm.json", state_dir) < 0)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	json_error_t je;
+	json_t *j = json_load_file(p, 0, &je);
+	if (!j)
+		return ml_err_set(e, -EIO, "reading %s: %s", p, je.text);
+	json_object_set_new(j, "status", json_string(status));
+	json_object_set_new(j, "pid", json_integer(pid));
+	return write_record(state_dir, j, e);
+}
+
+/* Temp file, fsync, rename: a reader sees the old record or the new one, never half. */
+static int write_record(const char *state_dir, json_t *j, struct ml_err *e)
+{
 	_cleanup_free_ char *tmp = NULL, *dst = NULL;
 	if (asprintf(&tmp, "%s/vm.json.tmp", state_dir) < 0 || asprintf(&dst, "%s/vm.json", state_dir) < 0) {
 		json_decref(j);

@@ -10,9 +10,12 @@
 
 #include "base/err.h"
 
-/* Writes vm.json (temp file, fsync, rename) with the given status and pid. */
+/* Writes vm.json (temp file, fsync, rename): id, pid, status, image, created_at, and config
+ * (the effective create options as JSON text, secrets redacted; NULL: {}). */
 int vmstate_write(const char *state_dir, const char *id, const char *image, pid_t pid,
-		  const char *status, struct ml_err *e);
+		  const char *status, const char *config_json, struct ml_err *e);
+/* Changes the status and pid of an existing record (same atomic write). */
+int vmstate_set_status(const char *state_dir, const char *status, pid_t pid, struct ml_err *e);
 /* True if pid is alive and is a matchlock supervisor: its comm is "matchlock" (or one of our
  * mlvm* test tools), so a recycled pid of another program counts as gone. */
 bool vmstate_owner_alive(pid_t pid);

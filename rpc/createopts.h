@@ -1,0 +1,52 @@
+/* rpc/createopts.h - the `create` options object of the JSON-RPC protocol (and of a VM's
+ * record): decoded, checked in the protocol's order with its exact messages, defaults and
+ * merge rules applied, and turned into a struct sandbox_config.
+ *
+ * Defaults (when a field is absent or not > 0): cpus 1, memory_mb 512, disk_size_mb 5120,
+ * timeout_seconds 300 (recorded only). `network` is replaced wholesale when present, so a
+ * network object without block_private_ips means false; absent, block_private_ips is true.
+ * dns_servers default 8.8.8.8, 8.8.4.4; mtu <= 0 means 1500; hostname defaults to the VM id. */
+#ifndef ML_RPC_CREATEOPTS_H
+#define ML_RPC_CREATEOPTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/err.h"
+#include "rpc/sandbox.h"
+
+struct rpc_image_config {
+	char *user, *working_dir;        /* NULL: keep the image's */
+	char **entrypoint, **cmd, **env; /* NULL: keep the image's; env: KEY=VALUE, replaces all */
+	bool has_entrypoint, has_cmd, has_env;
+};
+
+struct rpc_create {
+	struct sandbox_config cfg;       /* points into the fields below */
+	char *image, *hostname;
+	char **dns, **hosts, **allow_hosts;
+	char **env;                      /* `env`: KEY=VALUE for every exec */
+	struct rpc_image_config image_config;
+	bool privileged, launch_entrypoint;
+	bool no_network;
+	bool intercept;                  /* the interception proxy's condition (allow-list changes at run time) */
+	char *workspace;                 /* vfs.workspace (exec cwd default), NULL without vfs */
+	json_t *record;                  /* the effective options for the VM's record (secrets redacted) */
+};
+
+/* Decodes and checks params. Errors: -EINVAL = the protocol's "invalid params" (e.msg exact),
+ * -ENOTSUP = a valid option whose feature this build does not have ("... is not supported
+ * yet"), -ENOMEM. */
+int rpc_create_parse(json_t *params, const struct ml_settings *settings, struct rpc_create **out,
+		     struct ml_err *e);
+/* After validation, what the protocol reports as a VM failure (cpus against this host...). */
+int rpc_create_check_host(const struct rpc_create *c, struct ml_err *e);
+void rpc_create_free(struct rpc_create *c);
+
+/* The command of launch_entrypoint: image ENTRYPOINT + CMD after image_config, as an argv
+ * (NULL-terminated, malloc'd; empty = nothing to launch). */
+char **rpc_create_entrypoint(const struct rpc_create *c, const struct oci_config *img);
+/* The exec environment: image env (or image_config.env) then `env`. Free with strv_free. */
+char **rpc_create_exec_env(const struct rpc_create *c, const struct oci_config *img);
+
+#endif

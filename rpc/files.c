@@ -1,0 +1,211 @@
+/* rpc/files.c - write_file, read_file, list_files: any guest path, through the agent's file
+ * operations (agent/PROTOCOL.md, EXF_FILEOP), which ride on the exec engine (exec.c): the
+ * content travels as the command's stdin or stdout, with the same flow control. Errors are the
+ * agent's one line, prefixed "guest file operation: ". */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/cleanup.h"
+#include "rpc/exec_internal.h"
+
+/* Go's os.FileMode bits for a POSIX st_mode (the SDKs pass them through). */
+static uint32_t go_file_mode(uint32_t m)
+{
+	uint32_t g = m & 0777;
+	switch (m & 0170000) {
+	case 0040000: g |= 0x80000000u; break;           /* dir */
+	case 0120000: g |= 0x08000000u; break;           /* symlink */
+	case 0010000: g |= 0x02000000u; break;           /* named pipe */
+	case 0140000: g |= 0x01000000u; break;           /* socket */
+	case 0060000: g |= 0x04000000u; break;           /* block device */
+	case 0020000: g |= 0x04000000u | 0x00200000u; break; /* char device */
+	default: break;
+	}
+	if (m & 04000)
+		g |= 0x00800000u;
+	if (m & 02000)
+		g |= 0x00400000u;
+	if (m & 01000)
+		g |= 0x00100000u;
+	return g;
+}
+
+static bool file_ready(struct rpc_req *r)
+{
+	struct rpc_server *s = r->cl->srv;
+	if (s->vm.sb && s->vm.ready)
+		return true;
+	rpc_reply_error(r, RPC_VM_FAILED, "VM not created");
+	return false;
+}
+
+/* The agent's error line (stderr), or the exit status when it said nothing. */
+static bool file_failed(struct exec_op *op, int code, const char *msg, struct rpc_req *r)
+{
+	if (code) {
+		rpc_reply_error(r, code, "%s%s", code == RPC_FILE_FAILED ? "guest file operation: " : "", msg);
+		return true;
+	}
+	if (op->code == 0)
+		return false;
+	struct out_buf *e = &op->out[2];
+	int n = (int)(e->len > 512 ? 512 : e->len);
+	char line[600];
+	snprintf(line, sizeof(line), "%.*s", n, e->buf ? (const char *)e->buf : "");
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	rpc_reply_error(r, RPC_FILE_FAILED, "guest file operation: %s", line[0] ? line : "failed");
+	return true;
+}
+
+/* Runs the agent's file operation argv for r; done answers it. */
+static void start_fileop(struct rpc_req *r, char **argv, bool with_stdin, uint8_t *stdin_data, size_t stdin_len,
+			 void (*done)(struct exec_op *, struct rpc_req *, int, const char *))
+{
+	struct exec_op *op = exec_op_new(r->cl->srv, r, EXEC_BUFFERED);
+	if (!op) {
+		free(stdin_data);
+		rpc_reply_error(r, RPC_FILE_FAILED, "out of memory");
+		return;
+	}
+	op->fileop = true;
+	op->on_done = done;
+	if (with_stdin) {
+		op->stdin_data = stdin_data;
+		op->stdin_len = stdin_len;
+		op->in_eof = true;
+	}
+	static char *no_env[] = { NULL };
+	struct proto_exec x = { .argv = argv, .env = no_env, .cwd = "/",
+				.flags = EXF_FILEOP | EXF_PRIVILEGED | (op->in_eof ? EXF_STDIN : 0) };
+	exec_op_start(op, &x);
+}
+
+static bool path_param(struct rpc_req *r, const char **path)
+{
+	struct ml_err e = { 0 };
+	if (!json_is_object(r->params) || rpc_param_str(r->params, "path", true, path, &e) < 0) {
+		rpc_reply_error(r, RPC_INVALID_PARAMS, "%s", e.msg[0] ? e.msg : "path is required");
+		return false;
+	}
+	return true;
+}
+
+/* ---- write_file ---- */
+static void write_done(struct exec_op *op, struct rpc_req *r, int code, const char *msg)
+{
+	if (!file_failed(op, code, msg, r))
+		rpc_reply(r, json_object());
+}
+
+void rpc_m_write_file(struct rpc_req *r)
+{
+	const char *path, *content;
+	uint64_t mode = 0;
+	struct ml_err e = { 0 };
+	if (!file_ready(r) || !path_param(r, &path))
+		return;
+	if (rpc_param_str(r->params, "content", false, &content, &e) < 0 ||
+	    rpc_param_u64(r->params, "mode", false, &mode, &e) < 0) {
+		rpc_reply_error(r, RPC_INVALID_PARAMS, "%s", e.msg);
+		return;
+	}
+	uint8_t *data = NULL;
+	size_t n = 0;
+	if (rpc_b64_decode(content ? content : "", content ? strlen(content) : 0, &data, &n) < 0) {
+		rpc_reply_error(r, RPC_INVALID_PARAMS, "invalid base64 content");
+		return;
+	}
+	char mode_s[16];
+	snprintf(mode_s, sizeof(mode_s), "%o", (unsigned)(mode ? mode & 07777 : 0644));
+	char *argv[] = { "write", (char *)path, mode_s, NULL };
+	start_fileop(r, argv, true, data, n, write_done);
+}
+
+/* ---- read_file ---- */
+static void read_done(struct exec_op *op, struct rpc_req *r, int code, const char *msg)
+{
+	if (file_failed(op, code, msg, r))
+		return;
+	_cleanup_free_ char *b64 = rpc_b64_encode(op->out[1].buf ? op->out[1].buf : (uint8_t *)"", op->out[1].len);
+	rpc_reply(r, b64 ? json_pack("{s:s}", "content", b64) : NULL);
+}
+
+void rpc_m_read_file(struct rpc_req *r)
+{
+	const char *path;
+	if (!file_ready(r) || !path_param(r, &path))
+		return;
+	char *argv[] = { "read", (char *)path, NULL };
+	start_fileop(r, argv, false, NULL, 0, read_done);
+}
+
+/* ---- list_files ---- */
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+		      json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+static json_t *entry_json(struct cursor *c)
+{
+	uint16_t nl = cur_u16(c);
+	const char *name = cur_take(c, nl);
+	uint64_t size = cur_u64(c);
+	uint32_t mode = cur_u32(c);
+	int64_t mtime = (int64_t)cur_u64(c);
+	if (c->bad || nl == 0 || memchr(name, '\0', nl) || memchr(name, '/', nl))
+		return NULL;
+	char when[32];
+	struct tm tm;
+	time_t t = (time_t)mtime;
+	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(when, sizeof(when), "0001-01-01T00:00:00Z");
+	json_t *o = json_pack("{s:s%, s:I, s:I, s:s, s:b}", "name", name, (size_t)nl, "size", (json_int_t)size,
+			      "mode", (json_int_t)go_file_mode(mode), "mod_time", when, "is_dir",
+			      (mode & 0170000) == 0040000);
+	return o;
+}
+
+static void list_done(struct exec_op *op, struct rpc_req *r, int code, const char *msg)
+{
+	if (file_failed(op, code, msg, r))
+		return;
+	/* the records come from the guest: every length is checked before use */
+	struct cursor c = { .b = { op->out[1].buf, op->out[1].len } };
+	json_t *files = json_array();
+	while (files && cur_left(&c) > 0) {
+		json_t *f = entry_json(&c);
+		if (!f) {
+			json_decref(files);
+			rpc_reply_error(r, RPC_FILE_FAILED, "guest file operation: malformed directory listing");
+			return;
+		}
+		json_array_append_new(files, f);
+	}
+	size_t n = json_array_size(files);
+	json_t **v = calloc(n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++)
+		v[i] = json_incref(json_array_get(files, i));
+	if (v)
+		qsort(v, n, sizeof(*v), cmp_name);
+	json_array_clear(files);
+	for (size_t i = 0; v && i < n; i++)
+		json_array_append_new(files, v[i]);
+	free(v);
+	rpc_reply(r, json_pack("{s:o}", "files", files));
+}
+
+void rpc_m_list_files(struct rpc_req *r)
+{
+	const char *path;
+	if (!file_ready(r) || !path_param(r, &path))
+		return;
+	char *argv[] = { "list", (char *)path, NULL };
+	start_fileop(r, argv, false, NULL, 0, list_done);
+}
