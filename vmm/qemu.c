@@ -223,12 +223,18 @@ static int check_config(const struct vmm_config *c, struct ml_err *e)
 
 /* The benchmark's baseline (QEMU's own libslirp instead of ours) is chosen by environment so
  * that the same binary, VM and guest image are measured both ways. */
-static bool net_via_supervisor(const struct vmm_config *c)
+bool vmm_net_backend_qemu_user(void)
 {
 	const char *b = getenv("MATCHLOCK_NET_BACKEND");
-	if (b && !strcmp(b, "qemu-user")) {
+	return b && !strcmp(b, "qemu-user");
+}
+
+static bool net_via_supervisor(const struct vmm_config *c)
+{
+	if (c->network && vmm_net_backend_qemu_user()) {
 		ml_warn("MATCHLOCK_NET_BACKEND=qemu-user: QEMU's own user networking, without matchlock's "
-			"policy (benchmark baseline)");
+			"policy: private ranges, cloud metadata and this host's addresses are reachable "
+			"(benchmark baseline)");
 		return false;
 	}
 	return c->network;
