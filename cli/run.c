@@ -17,6 +17,7 @@
 #include "cli/cmds.h"
 #include "cli/execio.h"
 #include "cli/specs.h"
+#include "mitm/mitm.h"
 #include "rpc/sandbox.h"
 
 struct run_net {
@@ -103,6 +104,19 @@ static int validate_numbers(const struct run_flags *f, const struct flag *t, str
 	return 0;
 }
 
+/* QEMU's own user networking (a benchmark baseline) has none of our policy nor our forwards:
+ * an option that needs them must not be silently ignored. */
+static int validate_backend(const struct run_flags *f, struct ml_err *e)
+{
+	const char *opt = f->allow_host.n ? "--allow-host" : f->secret.n ? "--secret" :
+			  f->intercept ? "--network-intercept" : f->publish.n ? "--publish" : NULL;
+
+	if (!f->no_network && opt && cli_settings()->qemu_user_net)
+		return ml_err_set(e, -EINVAL, "MATCHLOCK_NET_BACKEND=qemu-user cannot be combined with %s: "
+				  "QEMU's own user networking has no egress policy and no port forwards", opt);
+	return 0;
+}
+
 static int validate(const struct run_flags *f, const struct flag *t, struct ml_err *e)
 {
 	if (f->detach && (f->tty || f->interactive))
@@ -121,7 +135,10 @@ static int validate(const struct run_flags *f, const struct flag *t, struct ml_e
 	for (const struct flag *x = t; x->name; x++)
 		if (x->later && x->set)
 			return ml_err_set(e, -ENOTSUP, "--%s is not supported yet", x->name);
-	return 0;
+	for (size_t i = 0; i < f->allow_host.n; i++)
+		if ((r = mitm_allow_host_check(f->allow_host.v[i], e)) < 0)
+			return r;
+	return validate_backend(f, e);
 }
 
 /* --address: an IPv4 literal or "localhost". libslirp's host forwards listen on IPv4 only, so

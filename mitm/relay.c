@@ -63,6 +63,7 @@ static void flow_destroy(struct mitm *m, struct mitm_flow *f)
 		close(f->ufd);
 	dirbuf_drop(m, &f->up);
 	dirbuf_drop(m, &f->down);
+	sockbuf_release(m, f->sockbuf);
 	m->flows[f->index] = NULL;
 	free(f);
 }
@@ -298,8 +299,9 @@ static int reserve(void **arr, size_t *cap, size_t want, size_t elem)
 	return 0;
 }
 
-/* Returns 1 if connected at once, 0 if in progress, or -errno. */
-static int start_connect(const struct sockaddr_in *up, int *fdp)
+/* Returns 1 if connected at once, 0 if in progress, or -errno. *charged: the socket's share
+ * of the upstream-buffer budget (sockbuf.c), set before connect. */
+static int start_connect(struct mitm *m, const struct sockaddr_in *up, int *fdp, uint32_t *charged)
 {
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1, r = 1;
@@ -309,9 +311,12 @@ static int start_connect(const struct sockaddr_in *up, int *fdp)
 	/* The guest's stack already coalesces; delaying again here only adds latency. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return -errno;
+	*charged = sockbuf_apply(m, fd);
 	if (connect(fd, (const struct sockaddr *)up, sizeof(*up)) < 0) {
-		if (errno != EINPROGRESS)
+		if (errno != EINPROGRESS) {
+			sockbuf_release(m, *charged);
 			return -errno;
+		}
 		r = 0;
 	}
 	*fdp = steal_fd(&fd);
@@ -334,6 +339,10 @@ void mitm_flow(struct mitm *m, int fd, const struct sockaddr_in *guest_src,
 	struct mitm_flow *f;
 	int r;
 
+	if (dnsflow_wants(m, orig_dst)) {
+		dnsflow_start(m, fd, guest_src, orig_dst);  /* DNS questions are policy too */
+		return;
+	}
 	if (m->n_flows >= m->cfg.max_flows) {
 		m->st.dropped_full++;
 		abort_guest(m, fd, guest_src, orig_dst);
@@ -348,7 +357,7 @@ void mitm_flow(struct mitm *m, int fd, const struct sockaddr_in *guest_src,
 	}
 	policy_upstream(m, orig_dst, &up);
 	f->ufd = -1;
-	if ((r = set_nonblock(fd)) < 0 || (r = start_connect(&up, &f->ufd)) < 0) {
+	if ((r = set_nonblock(fd)) < 0 || (r = start_connect(m, &up, &f->ufd, &f->sockbuf)) < 0) {
 		ml_debug("mitm: connect to %s:%u: %s", inet_ntoa(up.sin_addr), ntohs(up.sin_port),
 			 strerror(-r));
 		m->st.connect_failed++;

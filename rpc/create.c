@@ -4,7 +4,9 @@
  * create: options checked (createopts.c) -> sandbox_start -> ready -> exec defaults -> record
  * -> (launch_entrypoint: the image's ENTRYPOINT+CMD, waited for up to 500 ms) -> {"id": ...}.
  * Any failure after the checks is -32000 with the error chain, and nothing of the VM is left. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -227,7 +227,8 @@ static bool net_via_supervisor(const struct vmm_config *c)
 {
 	if (c->network && c->qemu_user_net) {
 		ml_warn("MATCHLOCK_NET_BACKEND=qemu-user: QEMU's own user networking, without matchlock's "
-			"policy (benchmark baseline)");
+			"policy: private ranges, cloud metadata and this host's addresses are reachable "
+			"(benchmark baseline)");
 		return false;
 	}
 	return c->network;
