@@ -273,11 +273,16 @@ static void close_timeout(struct ml_loop *l, void *arg)
 	close_finish(cl);
 }
 
+/* The engine is gone: finish on the next loop round (a sandbox is never destroyed from inside
+ * its own event). */
 static void close_dead(void *arg, struct sandbox *sb, const char *msg)
 {
 	(void)sb;
 	(void)msg;
-	close_finish(arg);
+	struct closing *cl = arg;
+	if (cl->timer)
+		ml_loop_cancel(cl->srv->o.loop, cl->timer);
+	cl->timer = ml_loop_timer(cl->srv->o.loop, 0, close_timeout, cl);
 }
 
 static const struct sandbox_events closing_events = { .dead = close_dead };

@@ -106,7 +106,8 @@ static void req_done(struct rpc_req *r)
 	}
 	json_decref(r->params);
 	free(r);
-	if (cl->barrier && cl->n_inflight == 0 && !cl->barrier_running)
+	/* the barrier itself is in the in-flight list: it runs when it is the only one left */
+	if (cl->barrier && cl->n_inflight == 1 && !cl->barrier_running)
 		run_barrier(cl);
 	client_maybe_free(cl);
 }
