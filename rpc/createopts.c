@@ -455,6 +455,11 @@ int rpc_create_parse(json_t *params, const struct ml_settings *settings, struct 
 	c->cfg.dns = c->dns;
 	c->cfg.hosts = c->hosts;
 	c->cfg.allow_hosts = strv_len(c->allow_hosts) ? c->allow_hosts : NULL;
+	if (!(c->record_text = json_dumps(c->record, JSON_COMPACT))) {
+		rpc_create_free(c);
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	}
+	c->cfg.record_json = c->record_text;
 	*out = c;
 	return 0;
 }
@@ -492,6 +497,7 @@ void rpc_create_free(struct rpc_create *c)
 	strv_free(c->image_config.env);
 	free(c->workspace);
 	json_decref(c->record);
+	free(c->record_text);
 	free(c);
 }
 

@@ -32,6 +32,7 @@ struct rpc_create {
 	bool intercept;                  /* the interception proxy's condition (allow-list changes at run time) */
 	char *workspace;                 /* vfs.workspace (exec cwd default), NULL without vfs */
 	json_t *record;                  /* the effective options for the VM's record (secrets redacted) */
+	char *record_text;               /* the same as JSON text (cfg.record_json) */
 };
 
 /* Decodes and checks params. Errors: -EINVAL = the protocol's "invalid params" (e.msg exact),

@@ -168,6 +168,8 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state)
 	ml_logger_close(sb->log);
 	if (remove_state && sb->state_dir)
 		ml_rm_rf(sb->state_dir);
+	else if (sb->prep.scratch)
+		unlink(sb->prep.scratch); /* the writable layer is throw-away; the logs and record stay */
 	vmm_assets_free(&sb->assets);
 	oci_image_free(sb->img);
 	proto_config_free(&sb->pcfg);

@@ -99,8 +99,8 @@ struct net *sandbox_net(struct sandbox *sb);
 /* Asks the agent to sync and power off; `dead` follows when the engine is gone. */
 int sandbox_shutdown(struct sandbox *sb);
 
-/* Stops the VM (kill: the scratch disk is throw-away), joins the worker, frees everything;
- * with remove_state also deletes the VM's state dir. NULL-safe. Blocks only while a
+/* Stops the VM (kill: the scratch disk is throw-away and is deleted), joins the worker, frees
+ * everything; with remove_state also deletes the VM's state dir (else its logs and record stay). NULL-safe. Blocks only while a
  * preparation step that cannot be interrupted (a rootfs build) finishes. */
 void sandbox_destroy(struct sandbox *sb, bool remove_state);
 

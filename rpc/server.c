@@ -412,7 +412,7 @@ static void maybe_done(struct rpc_server *s);
 
 static void client_maybe_free(struct rpc_client *cl)
 {
-	if (!cl->gone || cl->n_inflight > 0)
+	if (!cl->gone || cl->n_inflight > 0 || cl->holds > 0)
 		return;
 	struct rpc_server *s = cl->srv;
 	for (struct rpc_client **p = &s->clients; *p; p = &(*p)->next)
@@ -447,8 +447,13 @@ static void on_closed(void *arg, struct rpc_conn *c)
 		b->has_id = false;
 		req_done(b);
 	}
-	for (struct rpc_req *r = cl->inflight; r; r = r->next)
+	/* answering a cancelled request frees it (and may free the client): walk safely */
+	cl->holds++;
+	for (struct rpc_req *r = cl->inflight, *next; r; r = next) {
+		next = r->next;
 		cancel_req(r);
+	}
+	cl->holds--;
 	bool primary = cl->primary;
 	struct rpc_server *s = cl->srv;
 	client_maybe_free(cl);
@@ -508,14 +513,16 @@ void rpc_server_shutdown(struct rpc_server *s)
 
 void rpc_server_cancel_all(struct rpc_server *s)
 {
-	for (struct rpc_client *cl = s->clients; cl; cl = cl->next) {
-		struct rpc_req *r = cl->inflight;
-		while (r) {
-			struct rpc_req *next = r->next;
+	for (struct rpc_client *cl = s->clients, *cnext; cl; cl = cnext) {
+		cl->holds++;
+		for (struct rpc_req *r = cl->inflight, *next; r; r = next) {
+			next = r->next;
 			if (r != cl->barrier_running && r != cl->barrier)
 				cancel_req(r);
-			r = next;
 		}
+		cl->holds--;
+		cnext = cl->next;
+		client_maybe_free(cl);
 	}
 }
 

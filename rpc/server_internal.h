@@ -51,6 +51,7 @@ struct rpc_client {
 	struct rpc_req *barrier;         /* a create/close waiting for the in-flight to finish */
 	struct rpc_req *barrier_running; /* create/close in progress: input stays paused */
 	bool input_blocked;              /* an exec's stdin queue is full: input paused */
+	int holds;                       /* > 0 while the server walks its requests: not freed */
 };
 
 /* The VM the server works on. */
