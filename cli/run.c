@@ -1,6 +1,7 @@
 /* cli/run.c - `matchlock run`: flags, validation in the reference's order, command composition
  * (Docker semantics), then one sandbox and one exec wired to this terminal. */
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -357,6 +358,45 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 	}
 }
 
+/* What `get`/`inspect` show as the VM's config: the run's options in the create-options form
+ * of the JSON-RPC protocol (secrets never included). malloc'd JSON text. */
+static char *record_json(const struct run_flags *f, const struct strv *env, const struct strv *hosts)
+{
+	json_t *envo = json_object(), *net = json_object();
+	for (size_t i = 0; i < env->n; i++) {
+		const char *eq = strchr(env->v[i], '=');
+		if (eq) {
+			_cleanup_free_ char *k = strndup(env->v[i], (size_t)(eq - env->v[i]));
+			json_object_set_new(envo, k, json_string(eq + 1));
+		}
+	}
+	json_t *allow = json_array(), *dns = json_array(), *ah = json_array();
+	for (size_t i = 0; i < f->allow_host.n; i++)
+		json_array_append_new(allow, json_string(f->allow_host.v[i]));
+	for (size_t i = 0; i < f->dns.n; i++)
+		json_array_append_new(dns, json_string(f->dns.v[i]));
+	for (size_t i = 0; i < hosts->n; i++) {
+		char ip[64], host[256];
+		if (sscanf(hosts->v[i], "%63s %255s", ip, host) == 2)
+			json_array_append_new(ah, json_pack("{s:s, s:s}", "host", host, "ip", ip));
+	}
+	json_object_set_new(net, "no_network", json_boolean(f->no_network));
+	json_object_set_new(net, "allowed_hosts", allow);
+	json_object_set_new(net, "block_private_ips", json_true());
+	json_object_set_new(net, "add_hosts", ah);
+	json_object_set_new(net, "dns_servers", dns);
+	json_object_set_new(net, "mtu", json_integer(f->mtu));
+	if (f->hostname && *f->hostname)
+		json_object_set_new(net, "hostname", json_string(f->hostname));
+	json_t *o = json_pack("{s:s, s:b, s:{s:f, s:i, s:i, s:i}, s:o, s:o}", "image", f->image, "privileged",
+			      f->privileged, "resources", "cpus", f->cpus, "memory_mb", (json_int_t)f->memory,
+			      "disk_size_mb", (json_int_t)f->disk_size, "timeout_seconds", (json_int_t)f->timeout,
+			      "network", net, "env", envo);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return s;
+}
+
 /* The VM's control socket: `matchlock exec/port-forward/allow-list` from other shells. Their
  * execs run like this run's own command (same env, workdir and user). A failure here costs
  * only that reach, not the run. */
@@ -399,6 +439,8 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		.block_private_ips = true,
 		.publish = net->pub, .n_publish = net->n_pub,
 	};
+	_cleanup_free_ char *rec = record_json(f, env, hosts);
+	sc.record_json = rec;
 	struct run_wait w = { .loop = loop };
 	struct sandbox *sb = NULL;
 	int64_t t0 = ml_now_ms();
