@@ -189,6 +189,7 @@ static int net_round(struct net *n)
 static void *net_thread(void *arg)
 {
 	struct net *n = arg;
+	ml_logger_bind_thread(n->log);
 	while (net_round(n) >= 0)
 		;
 	netctl_thread_done(n);
@@ -300,6 +301,7 @@ int net_start(int engine_fd, const struct net_opts *o, struct net **out, struct 
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	n->engine_fd = engine_fd;
 	n->cmd_fd = n->ev_fd = -1;
+	n->log = o->log;
 	n->end_reason = "stopped";
 	n->frame_cap = (o->mtu ? o->mtu : 1500) + 14 + 4;
 	n->frame = malloc(n->frame_cap);
