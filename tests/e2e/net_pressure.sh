@@ -38,9 +38,10 @@ if [ -n "$rss0" ] && [ -n "$rss1" ]; then
 	per=$(( (rss1 - rss0) * 1024 / N ))
 	echo "# supervisor RSS: ${rss0} KiB before, ${rss1} KiB with $N stuck flows (peak ${hwm} KiB): $per bytes per flow; $((stuffed / N)) bytes written per flow; host TCP memory (all namespaces, incl. the sink's receive buffers) ${mem0} -> ${mem1} KiB"
 	# per stuck flow: mitm's 64 KiB relay buffer + libslirp's 128 KiB ring for the guest's
-	# data + its socket and mbuf state (measured 207-232 KiB on 2 cores under TCG)
-	if [ "$per" -lt $((256 * 1024)) ]; then ok "RSS per stuck flow bounded ($per bytes < 256 KiB)"; else fail "RSS per stuck flow $per bytes (wanted < 256 KiB)"; fi
-	if [ "$hwm" -lt $((N * 256 + 65536)) ]; then ok "peak RSS bounded (${hwm} KiB < N x 256 KiB + 64 MiB)"; else fail "peak RSS ${hwm} KiB (wanted < N x 256 KiB + 64 MiB)"; fi
+	# data + its socket state and the segments it holds (measured 207-254 KiB over four runs
+	# on 2 cores under TCG; the timing of the guest's bursts moves the last part)
+	if [ "$per" -lt $((320 * 1024)) ]; then ok "RSS per stuck flow bounded ($per bytes < 320 KiB)"; else fail "RSS per stuck flow $per bytes (wanted < 320 KiB)"; fi
+	if [ "$hwm" -lt $((N * 320 + 65536)) ]; then ok "peak RSS bounded (${hwm} KiB < N x 320 KiB + 64 MiB)"; else fail "peak RSS ${hwm} KiB (wanted < N x 320 KiB + 64 MiB)"; fi
 else
 	fail "RSS measured before and while stuck ($rss0, $rss1)"
 fi
