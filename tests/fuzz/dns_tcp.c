@@ -89,18 +89,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)send(sv[0], guest, glen, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(sv[0], SHUT_WR);
 	mitm_flow(m, sv[1], &src, &dst);
-	for (int round = 0; round < 40; round++) {
+	/* Rounds until the flow has ended or nothing moved for a few rounds (a flow waiting for an
+	 * answer that will not come would otherwise wait for its 10 s timeout). */
+	for (int round = 0, idle = 0; round < 40 && idle < 4; round++) {
 		struct pollfd *fds;
 		size_t n;
-		int t = 2;
+		int t = 2, ev;
+		bool was = answered, had_ufd = ufd >= 0;
 		mitm_dns_poll_fill(m, &fds, &n, &t);
 		if (!n && round > 2)
 			break;  /* the flow has ended */
-		(void)poll(fds, n, 0);  /* everything is local: no waiting, only rounds */
+		ev = poll(fds, n, 0);  /* everything is local: no waiting, only rounds */
 		mitm_dns_poll_done(m, fds, n);
 		upstream_step(&ufd, reply, rlen, patch, &answered);
 		while (recv(sv[0], sink, sizeof(sink), MSG_DONTWAIT) > 0)
 			;
+		idle = ev > 0 || answered != was || (ufd >= 0) != had_ufd ? 0 : idle + 1;
 	}
 	mitm_free(m);
 	close(sv[0]);
