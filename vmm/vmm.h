@@ -82,7 +82,6 @@ pid_t vmm_pid(const struct vmm *vm);
 /* The guest NIC's frame stream (nonblocking, owned by vm), or -1 when the VM has no NIC or
  * uses QEMU's own user networking. Frames travel as vmm_netstream describes. */
 int vmm_net_fd(const struct vmm *vm);
-
 /* Non-blocking: 1 and *status if the engine exited, 0 if still running. */
 int vmm_reap(struct vmm *vm, int *status);
 /* SIGKILL the engine and reap it (idempotent). */
