@@ -19,6 +19,7 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "ext4/ext4.h"
+#include "rpc/disks.h"
 #include "rpc/net.h"
 #include "rpc/sandbox.h"
 #include "rpc/vmstate.h"
@@ -33,6 +34,7 @@ struct sandbox {
 	struct vmm *vm;
 	struct ctl *ctl;
 	struct net *net;
+	struct sandbox_disks *disks;
 	struct ml_loop *loop;
 	int log_fd;
 	enum boot_state boot;
@@ -44,6 +46,7 @@ struct sandbox {
 	void (*on_pong)(void *arg, const uint8_t *data, size_t len);
 	void *arg;
 	bool dead;
+	bool agent_up;   /* HELLO came: the agent can power the guest off cleanly */
 };
 
 const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
@@ -108,6 +111,7 @@ static void mark_dead(struct sandbox *sb, const char *msg)
 static void on_hello(void *arg, uint32_t version, const char *info)
 {
 	struct sandbox *sb = arg;
+	sb->agent_up = true;
 	ml_info("agent hello: version %u, %s", version, info);
 	if (version != PROTO_VERSION) {
 		boot_fail(sb, -EPROTO, "guest agent speaks protocol version %s%s%s", version > 0 ? "other" : "0");
@@ -132,9 +136,16 @@ static void on_ready(void *arg)
 	ml_loop_stop(sb->loop);
 }
 
+/* The agent's line names what failed and why (a disk's mount error carries the kernel's
+ * reason): one line, without the console's tail. */
 static void on_config_failed(void *arg, const char *msg)
 {
-	boot_fail(arg, -EIO, "guest setup failed: %s%s%s", msg);
+	struct sandbox *sb = arg;
+	if (sb->boot == BOOT_READY || sb->boot == BOOT_FAILED)
+		return;
+	sb->boot = BOOT_FAILED;
+	ml_err_set(&sb->boot_err, -EIO, "guest setup failed: %s", msg);
+	ml_loop_stop(sb->loop);
 }
 
 static void on_agent_log(void *arg, const char *line)
@@ -322,7 +333,7 @@ static int fill_config(struct sandbox *sb, const struct sandbox_opts *o)
 		sb->cfg.cpu_quota_us = (uint32_t)(o->cpus * 100000.0);
 	sb->cfg.network = o->network;
 	sb->cfg.mtu = o->network ? o->mtu : 0;
-	return 0;
+	return sandbox_disks_config(sb->disks, &sb->cfg, NULL);
 }
 
 /* The guest's NIC is live from the engine's start: serve it before the guest boots. */
@@ -354,6 +365,7 @@ static int boot_vm(struct sandbox *sb, const struct sandbox_opts *o, const char 
 		.mem_mb = o->mem_mb, .accel = vmm_accel_choose(reason, sizeof(reason)),
 		.network = o->network, .log_fd = sb->log_fd,
 	};
+	vc.drives = sandbox_disks_drives(sb->disks, &vc.n_drives);
 	int r = vmm_start(&vc, &sb->vm, e);
 	if (r < 0)
 		return ml_err_wrap(e, "starting sandbox");
@@ -400,6 +412,9 @@ int sandbox_create(const struct sandbox_opts *o, struct ml_loop *loop, struct sa
 		r = ml_store_open(&store, e);
 	if (r == 0)
 		r = resolve_image(store, o, sb->assets.data_dir, &sb->img, e);
+	/* disks first: one another sandbox holds costs no pull, no rootfs and no boot */
+	if (r == 0 && (r = sandbox_disks_attach(o->disks, o->n_disks, sb->id, &sb->disks, e)) < 0)
+		ml_err_wrap(e, "attaching disks");
 	if (r == 0)
 		r = make_state_dir(sb, e);
 	if (r == 0)
@@ -434,9 +449,13 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state)
 	if (sb->vm) {
 		ml_loop_unwatch(sb->loop, vmm_ctl_fd(sb->vm));
 		ml_loop_unwatch(sb->loop, vmm_console_fd(sb->vm));
+		if (sandbox_disks_writable(sb->disks) && sb->ctl && !sb->dead && sb->agent_up)
+			sandbox_guest_poweroff(sb->ctl, sb->vm, 10000);
 		vmm_kill(sb->vm);
 		vmm_console_pump(sb->vm);
 	}
+	/* only now: the engine that had the disks open is gone */
+	sandbox_disks_release(sb->disks);
 	if (sb->boot_timer)
 		ml_loop_cancel(sb->loop, sb->boot_timer);
 	ctl_free(sb->ctl);

@@ -9,6 +9,7 @@
 
 #include "base/err.h"
 #include "base/loop.h"
+#include "disk/disk.h"
 #include "oci/oci.h"
 #include "vmm/vmm.h"
 
@@ -34,6 +35,8 @@ struct sandbox_opts {
 	bool block_private_ips;  /* refuse private-range destinations (rpc.md §7.5) */
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
+	const struct disk_spec *disks;  /* extra disks (checked with disk_spec_parse/_check); */
+	size_t n_disks;                 /* locked for the VM's life, mounted before READY */
 	int boot_timeout_s;      /* 0 = default (60 s, or $MATCHLOCK_BOOT_TIMEOUT) */
 	/* Called (from the loop) if the VM dies or the channel breaks after boot. */
 	void (*on_dead)(void *arg, const char *msg);
@@ -54,13 +57,18 @@ const struct oci_config *sandbox_image_config(const struct sandbox *sb);
 struct ctl *sandbox_ctl(struct sandbox *sb);
 int sandbox_log_fd(const struct sandbox *sb);
 const char *sandbox_console_tail(struct sandbox *sb);
-/* Stops the VM (kill: the scratch disk is throw-away) and frees everything; with
- * remove_state also deletes the VM's state dir. NULL-safe. */
+/* Stops the VM and frees everything; with remove_state also deletes the VM's state dir.
+ * NULL-safe. The VM is killed (the scratch disk is throw-away), except when it has writable
+ * extra disks: then its agent powers it off first (up to 10 s), so that what the guest wrote
+ * reaches them. */
 void sandbox_destroy(struct sandbox *sb, bool remove_state);
 
 /* Directories (malloc'd): $XDG_CACHE_HOME/matchlock or ~/.cache/matchlock; ~/.matchlock. */
 char *ml_cache_dir(void);
 char *ml_state_dir(void);
+/* <cache>/volumes (named volumes) and <state>/disks (who holds which disk), malloc'd. */
+char *ml_volumes_dir(void);
+char *ml_disk_holders_dir(void);
 /* Opens the user's image store (creating ~/.cache/matchlock 0700 if needed). */
 int ml_store_open(struct oci_store **out, struct ml_err *e);
 /* mkdir -p with mode for every created component. */

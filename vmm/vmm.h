@@ -41,12 +41,24 @@ enum vmm_accel vmm_accel_choose(char *reason, size_t reason_len);
 unsigned long vmm_host_tsc_khz(void);
 
 /* ---- one VM ---- */
+/* A disk beyond the image and scratch disks (a named volume, a --disk file): persistent, so it
+ * uses the host's page cache with the guest's flushes honoured, and I/O errors (a full host
+ * disk) go to the guest instead of pausing the VM. */
+struct vmm_drive {
+	const char *path;
+	const char *serial;      /* the guest finds it by /sys/block/vdX/serial: [a-z0-9-], 1..20 bytes */
+	bool readonly;           /* read-only to the engine (the guest cannot write it at all) */
+};
+#define VMM_MAX_DRIVES 16
+
 struct vmm_config {
 	const char *state_dir;   /* per-VM dir (0700): ctl.sock etc. go here */
 	const char *kernel;
 	const char *initrd;
 	const char *rootfs;      /* image rootfs ext4, attached read-only (serial "rootfs") */
 	const char *scratch;     /* per-VM sparse ext4, read-write (serial "scratch") */
+	const struct vmm_drive *drives;  /* extra disks, after those two (at most VMM_MAX_DRIVES) */
+	size_t n_drives;
 	unsigned vcpus;
 	unsigned mem_mb;
 	enum vmm_accel accel;    /* resolved, not AUTO */
@@ -73,6 +85,9 @@ pid_t vmm_pid(const struct vmm *vm);
 /* The guest NIC's frame stream (nonblocking, owned by vm), or -1 when the VM has no NIC or
  * uses QEMU's own user networking. Frames travel as vmm_netstream describes. */
 int vmm_net_fd(const struct vmm *vm);
+/* Waits up to timeout_ms for the engine to exit by itself (the guest powered off), pumping the
+ * console meanwhile. 0 once it has exited and been reaped, -ETIMEDOUT if it still runs. */
+int vmm_wait_exit(struct vmm *vm, int timeout_ms);
 /* Non-blocking: 1 and *status if the engine exited, 0 if still running. */
 int vmm_reap(struct vmm *vm, int *status);
 /* SIGKILL the engine and reap it (idempotent). */
