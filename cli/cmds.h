@@ -12,6 +12,7 @@ int cmd_image(int argc, char **argv, struct ml_err *e);
 int cmd_gc(int argc, char **argv, struct ml_err *e);
 int cmd_pull(int argc, char **argv, struct ml_err *e);
 int cmd_volume(int argc, char **argv, struct ml_err *e);
+int cmd_diagnose(int argc, char **argv, struct ml_err *e);
 /* The pull progress display (a struct oci_pull_opts progress callback) for a terminal. */
 void cli_pull_progress(void *arg, unsigned layer, unsigned layers, uint64_t done, uint64_t total);
 

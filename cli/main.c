@@ -19,7 +19,7 @@
 
 static const char *later_cmds[] = {
 	"exec", "list", "ls", "get", "inspect", "stat", "kill", "rm", "remove", "prune", "log",
-	"port-forward", "allow-list", "build", "diagnose", "setup", "rpc", "completion", NULL,
+	"port-forward", "allow-list", "build", "setup", "rpc", "completion", NULL,
 };
 
 static void root_help(void)
@@ -69,6 +69,8 @@ static int dispatch(int argc, char **argv, struct ml_err *e)
 		return cmd_image(argc - 2, argv + 2, e);
 	if (!strcmp(cmd, "volume"))
 		return cmd_volume(argc - 2, argv + 2, e);
+	if (!strcmp(cmd, "diagnose"))
+		return cmd_diagnose(argc - 2, argv + 2, e);
 	for (const char **c = later_cmds; *c; c++)
 		if (!strcmp(cmd, *c))
 			return ml_err_set(e, -95, "matchlock %s is not supported yet", cmd);

@@ -162,5 +162,7 @@ int slirpnet_add_hostfwd(struct slirpnet *sn, struct in_addr host_addr, int host
 
 void slirpnet_stats(const struct slirpnet *sn, struct slirpnet_stats *st);
 const char *slirpnet_drop_name(enum slirpnet_drop reason);
+/* The version of the libslirp we run on ("4.7.0"), for `diagnose`. */
+const char *slirpnet_libslirp_version(void);
 
 #endif

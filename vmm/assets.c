@@ -100,6 +100,15 @@ static int check_assets(struct vmm_assets *a, struct ml_err *e)
 	return 0;
 }
 
+int vmm_assets_paths(struct vmm_assets *a, struct ml_err *e)
+{
+	memset(a, 0, sizeof(*a));
+	int r = find_paths(a, e);
+	if (r < 0)
+		vmm_assets_free(a);
+	return r;
+}
+
 int vmm_assets_find(struct vmm_assets *a, struct ml_err *e)
 {
 	memset(a, 0, sizeof(*a));

@@ -24,6 +24,9 @@ struct vmm_assets {
  * $MATCHLOCK_KERNEL overrides the kernel file. A missing kernel is an error that names the
  * set-up step to run. */
 int vmm_assets_find(struct vmm_assets *a, struct ml_err *e);
+/* Only where they would be (data_dir, kernel, modules_dir, agent; kver stays NULL), nothing
+ * checked: for `diagnose`, which checks each itself. */
+int vmm_assets_paths(struct vmm_assets *a, struct ml_err *e);
 void vmm_assets_free(struct vmm_assets *a);
 
 /* Builds (or reuses) the initramfs: a newc cpio written by our code holding the agent as /init,
@@ -31,6 +34,10 @@ void vmm_assets_free(struct vmm_assets *a);
  * <cache_dir>/initramfs/<key>.cpio, where key covers the agent's bytes, the kernel version and
  * the module list, so a new agent or kernel gives a new file. *path is malloc'd. */
 int vmm_initramfs(const struct vmm_assets *a, const char *cache_dir, char **path, struct ml_err *e);
+
+/* The engine binary: $MATCHLOCK_QEMU, else qemu-system-x86_64 from $PATH (malloc'd). A missing
+ * one is an error naming the package to install. */
+int vmm_qemu_binary(char **path, struct ml_err *e);
 
 /* ---- accelerator ---- */
 enum vmm_accel { VMM_ACCEL_AUTO = 0, VMM_ACCEL_KVM, VMM_ACCEL_TCG };

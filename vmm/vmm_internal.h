@@ -83,7 +83,6 @@ int vmm_initramfs_key(const struct vmm_assets *a, const void *agent, size_t agen
 
 /* ---- engine argv (qemu_args.c) ---- */
 /* Resolves the engine binary: $MATCHLOCK_QEMU, else qemu-system-x86_64 from $PATH. */
-int vmm_qemu_binary(char **path, struct ml_err *e);
 /* Builds the full argv (NULL-terminated, argv[0] = binary) for config c with the control socket
  * at ctl_path and, when c->network, the frame socket at net_path (NULL: QEMU's own user
  * networking, the benchmark's baseline). tsc_khz 0 leaves tsc_early_khz out. */
