@@ -111,13 +111,15 @@ int diag_run(char *const argv[], int timeout_ms, char *out, size_t n)
 	return done ? st : -ETIMEDOUT;
 }
 
-static const char *last_line(char *s)
+/* The line that says why `run` failed: its first line that is not progress (an error may
+ * carry the console's tail after it). */
+static const char *reason_line(char *s)
 {
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	char *nl = strrchr(s, '\n');
-	return nl ? nl + 1 : s;
+	char *line = s;
+	while (!strncmp(line, "Built rootfs from ", 18) && strchr(line, '\n'))
+		line = strchr(line, '\n') + 1;
+	line[strcspn(line, "\n")] = '\0';
+	return line;
 }
 
 /* The whole path a user's first `run` takes, as this user: image import, rootfs, initramfs,
@@ -139,7 +141,7 @@ static void diag_boot(struct diag_report *r, bool prerequisites_ok)
 	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return diag_set(c, DIAG_FAIL, "see the message; `MATCHLOCK_LOG=debug matchlock run --image "
 				SANDBOX_DEFAULT_IMAGE " -- true` shows every step", "booting %s and running `true` "
-				"failed: %s", SANDBOX_DEFAULT_IMAGE, out[0] ? last_line(out) : "no output");
+				"failed: %s", SANDBOX_DEFAULT_IMAGE, out[0] ? reason_line(out) : "no output");
 	char why[320];
 	const char *accel = vmm_accel_choose(why, sizeof(why)) == VMM_ACCEL_KVM ? "KVM" : "TCG";
 	diag_set(c, DIAG_PASS, NULL, "booted %s and ran `true` in %.1f s (%s)", SANDBOX_DEFAULT_IMAGE, secs, accel);
