@@ -80,7 +80,7 @@ static int make_absolute(struct disk_spec *d, struct ml_err *e)
 	return 0;
 }
 
-static int check_host_file(const char *p, struct ml_err *e)
+static int check_host_file(const char *p, bool readonly, struct ml_err *e)
 {
 	struct stat st;
 	if (stat(p, &st) < 0)
@@ -90,6 +90,10 @@ static int check_host_file(const char *p, struct ml_err *e)
 				  "--volume to share a directory)", p);
 	if (!S_ISREG(st.st_mode))
 		return ml_err_set(e, -EINVAL, "host path is not a regular file: %s", p);
+	if (access(p, readonly ? R_OK : R_OK | W_OK) < 0)
+		return ml_err_set(e, -errno, "host path is not %s by this user: %s%s", readonly ? "readable"
+				  : "readable and writable", p, readonly || access(p, R_OK) < 0 ? "" :
+				  " (attach it read-only with :ro)");
 	struct ext4_probe_info pi;
 	return ext4_probe(p, &pi, e);
 }
@@ -100,7 +104,7 @@ int disk_spec_check(struct disk_spec *d, const char *workspace, struct ml_err *e
 		return ml_err_set(e, -EINVAL, "host_path and guest_mount are required");
 	int r = make_absolute(d, e);
 	if (r == 0)
-		r = check_host_file(d->host_path, e);
+		r = check_host_file(d->host_path, d->readonly, e);
 	if (r == 0)
 		r = check_guest_mount(d->guest_mount, e);
 	if (r == 0 && workspace && *workspace && under(d->guest_mount, workspace))

@@ -33,6 +33,10 @@ check_eq "a relative host path is taken from the current directory" "hello" "$ou
 
 # ---- read-only: refused in the guest, untouched on the host ----
 before=$(sum "$T_TMP/host.img")
+# a second read-only sandbox shares the disk with this one
+ml_bg run --image $IMG --no-network --disk "$T_TMP/host.img:/shared:ro" -- sh -c 'sleep 6; cat /shared/f' >"$T_TMP/share.out" 2>"$T_TMP/share.err"
+share_pid=$ML_PID
+wait_guest_running || fail "the sharing sandbox did not start: $(cat "$T_TMP/share.err")"
 out=$(ml run --image $IMG --no-network --privileged --disk "$T_TMP/host.img:/ro:ro" -- sh -c '
 	cat /ro/f; echo x > /ro/g; touch /ro/f; mount | grep " /ro "
 	for b in /sys/block/vd*; do [ "$(cat $b/serial)" = disk0 ] && echo "blockdev-ro=$(cat $b/ro)"; done
@@ -42,10 +46,12 @@ check_contains "ro disk: writes fail with EROFS" "Read-only file system" "$out"
 check_contains "ro disk: mounted read-only" "on /ro type ext4 (ro" "$out"
 check_contains "ro disk: the block device itself is read-only (the engine's readonly=on)" "blockdev-ro=1" "$out"
 check_contains "ro disk: even a privileged guest cannot remount it read-write" "remount-refused" "$out"
+wait "$share_pid"; rc=$?
+check_eq "ro disk: two read-only sandboxes share it" "0 hello" "$rc $(cat "$T_TMP/share.out")"
 check_eq "ro disk: the image is byte-identical afterwards" "$before" "$(sum "$T_TMP/host.img")"
 
 # ---- bad input: one line, nothing booted, nothing written ----
-head -c 1048576 /dev/urandom >"$T_TMP/random.img"; chmod 0644 "$T_TMP/random.img"
+head -c 1048576 /dev/urandom >"$T_TMP/random.img"; chown "$ML_USER:$ML_USER" "$T_TMP/random.img"
 before=$(sum "$T_TMP/random.img")
 ml run --image $IMG --no-network --disk "$T_TMP/random.img:/a" -- true >/dev/null 2>"$T_TMP/e"; rc=$?
 check_eq "not ext4: exit 1" 1 "$rc"
@@ -81,6 +87,10 @@ err "one file twice" "disk $T_TMP/host.img is attached twice" \
 	ml run --image $IMG --disk "$T_TMP/host.img:/a:ro" --disk "$T_TMP/host.img:/b:ro" -- true
 many=""; for i in $(seq 0 16); do many="$many,$T_TMP/host.img:/m$i:ro"; done
 err "17 disks" "too many disks: 17 (at most 16)" ml run --image $IMG --disk "${many#,}" -- true
+
+chmod 0444 "$T_TMP/other.img"
+err "a file the user cannot write, read-write" "invalid disk mount \"$T_TMP/other.img:/a\": host path is not readable and writable by this user: $T_TMP/other.img (attach it read-only with :ro)" \
+	ml run --image $IMG --disk "$T_TMP/other.img:/a" -- true
 
 # ---- a filesystem the host accepts but the guest kernel refuses: one line from the guest ----
 mkimg "$T_TMP/nojournal.img" 32M
