@@ -143,7 +143,7 @@ static void diag_boot(struct diag_report *r, bool prerequisites_ok)
 				SANDBOX_DEFAULT_IMAGE " -- true` shows every step", "booting %s and running `true` "
 				"failed: %s", SANDBOX_DEFAULT_IMAGE, out[0] ? reason_line(out) : "no output");
 	char why[320];
-	const char *accel = vmm_accel_choose(why, sizeof(why)) == VMM_ACCEL_KVM ? "KVM" : "TCG";
+	const char *accel = vmm_accel_choose(cli_settings()->accel, why, sizeof(why)) == VMM_ACCEL_KVM ? "KVM" : "TCG";
 	diag_set(c, DIAG_PASS, NULL, "booted %s and ran `true` in %.1f s (%s)", SANDBOX_DEFAULT_IMAGE, secs, accel);
 }
 

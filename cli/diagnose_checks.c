@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "cli/cmds.h"
 #include "cli/diagnose.h"
 #include "rpc/sandbox.h"
 #include "slirpnet/slirpnet.h"
@@ -27,7 +28,7 @@ void diag_engine(struct diag_report *r)
 	struct diag_check *c = diag_add(r, "engine");
 	_cleanup_free_ char *bin = NULL;
 	struct ml_err e = { 0 };
-	if (vmm_qemu_binary(&bin, &e) < 0)
+	if (vmm_qemu_binary(cli_settings()->engine, &bin, &e) < 0)
 		return diag_set(c, DIAG_FAIL, "install the qemu-system-x86 package (Debian: sudo apt-get "
 				"install qemu-system-x86), or set MATCHLOCK_QEMU", "%s", e.msg);
 	char out[512] = "";
@@ -82,7 +83,7 @@ static void accelerator(struct diag_report *r)
 {
 	struct diag_check *c = diag_add(r, "accelerator");
 	char why[320];
-	enum vmm_accel a = vmm_accel_choose(why, sizeof(why));
+	enum vmm_accel a = vmm_accel_choose(cli_settings()->accel, why, sizeof(why));
 	if (a == VMM_ACCEL_KVM)
 		return diag_set(c, DIAG_PASS, NULL, "VMs will use KVM: %s", why + 5);
 	const char *fix = strstr(why, "kvm_pvm") ? "nothing to do on this host: kvm_pvm cannot run a normal "
@@ -107,7 +108,7 @@ static bool regular(const char *p, struct stat *st)
 
 static void kernel_check(struct diag_report *r, const struct vmm_assets *a)
 {
-	static const char *fix = "run `sudo scripts/setup.sh` from the matchlock source tree (or set "
+	static const char *fix = "run `sh scripts/setup.sh` from the matchlock source tree (or set "
 				 "MATCHLOCK_KERNEL)";
 	struct diag_check *c = diag_add(r, "guest-kernel");
 	struct stat st;
@@ -143,9 +144,11 @@ static void agent_check(struct diag_report *r, const struct vmm_assets *a)
 
 void diag_assets(struct diag_report *r)
 {
+	const struct ml_settings *s = cli_settings();
+	struct vmm_asset_paths paths = { s->data_dir, s->kernel, s->agent };
 	struct vmm_assets a;
 	struct ml_err e = { 0 };
-	if (vmm_assets_paths(&a, &e) < 0) {
+	if (vmm_assets_paths(&paths, &a, &e) < 0) {
 		diag_set(diag_add(r, "guest-kernel"), DIAG_FAIL, NULL, "%s", e.msg);
 		diag_set(diag_add(r, "guest-agent"), DIAG_FAIL, NULL, "%s", e.msg);
 		return;
@@ -193,8 +196,8 @@ static void dir_check(struct diag_report *r, const char *name, const char *dir, 
 
 void diag_dirs(struct diag_report *r)
 {
-	_cleanup_free_ char *state = ml_state_dir();
-	_cleanup_free_ char *cache = ml_cache_dir();
+	const char *state = cli_settings()->state_dir;
+	const char *cache = cli_settings()->cache_dir;
 	dir_check(r, "state-dir", state, 1.0, "VM scratch disks and logs");
 	/* a VM's control socket is <state>/vms/vm-xxxxxxxx/ctl.sock; unix socket paths stop at 107 */
 	size_t sock = state ? strlen(state) + strlen("/vms/vm-00000000/ctl.sock") : 0;

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "base/cleanup.h"
-#include "rpc/sandbox.h"
 
 static char *trim(char *s)
 {
@@ -167,16 +166,15 @@ void specs_disks_free(struct disk_spec *d, size_t n)
 	free(d);
 }
 
-int specs_disks(const struct strv *specs, const char *workspace, struct disk_spec **out, size_t *n,
-		struct ml_err *e)
+int specs_disks(const struct strv *specs, const char *vols, const char *workspace,
+		struct disk_spec **out, size_t *n, struct ml_err *e)
 {
 	*out = NULL;
 	*n = 0;
 	if (!specs->n)
 		return 0;
-	_cleanup_free_ char *vols = ml_volumes_dir();
 	struct disk_spec *d = calloc(specs->n, sizeof(*d));
-	if (!vols || !d) {
+	if (!d) {
 		free(d);
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	}

@@ -1,4 +1,5 @@
-/* cli/specs.h - parsing of the spec strings users pass to `run` (reference cli.md §5). */
+/* cli/specs.h - parsing of the spec strings users pass to `run`, with upstream's messages
+ * (docs/cli-compat.md). */
 #ifndef ML_CLI_SPECS_H
 #define ML_CLI_SPECS_H
 
@@ -22,8 +23,8 @@ int specs_dns_server(const char *s, struct ml_err *e);
 int specs_publish(const char *spec, int *local, int *remote, struct ml_err *e);
 /* Every --disk spec (disk_spec_parse: @names from the user's volumes, checked against the
  * workspace), then the set (count, duplicates). *out is calloc'd; free with specs_disks_free. */
-int specs_disks(const struct strv *specs, const char *workspace, struct disk_spec **out, size_t *n,
-		struct ml_err *e);
+int specs_disks(const struct strv *specs, const char *volumes_dir, const char *workspace,
+		struct disk_spec **out, size_t *n, struct ml_err *e);
 void specs_disks_free(struct disk_spec *d, size_t n);
 
 #endif

@@ -22,18 +22,14 @@ static int want_args(const struct strv *pos, size_t n, struct ml_err *e)
 	return 0;
 }
 
-/* The volumes directory, created (0700, like the cache it lives in) when make is set. */
-static char *volumes_dir(bool make, struct ml_err *e)
+/* The volumes directory (from the settings), created 0700 like the cache it lives in when make
+ * is set. */
+static const char *volumes_dir(bool make, struct ml_err *e)
 {
-	char *dir = ml_volumes_dir();
-	if (!dir) {
-		ml_err_set(e, -ENOMEM, "out of memory");
-		return NULL;
-	}
+	const char *dir = cli_settings()->volumes_dir;
 	int r = make ? ml_mkdir_p(dir, 0700) : 0;
 	if (r < 0) {
 		ml_err_set(e, r, "create volume directory: %s: %s", dir, strerror(-r));
-		free(dir);
 		return NULL;
 	}
 	return dir;
@@ -68,7 +64,7 @@ static int volume_create_cmd(int argc, char **argv, struct ml_err *e)
 			       "space only as it fills).\n\nUsage:\n  matchlock volume create <name> [flags]\n", e);
 	if (r != 0 || (r = want_args(&pos, 1, e)) < 0)
 		return r < 0 ? r : 0;
-	_cleanup_free_ char *dir = volumes_dir(true, e);
+	const char *dir = volumes_dir(true, e);
 	_cleanup_free_ char *path = NULL;
 	if (!dir)
 		return e->code;
@@ -103,7 +99,7 @@ static int volume_ls_cmd(int argc, char **argv, struct ml_err *e)
 	int r = args_parse_cmd(t, argc, argv, &pos, "List named volumes.\n\nUsage:\n  matchlock volume ls [flags]\n", e);
 	if (r != 0 || (r = want_args(&pos, 0, e)) < 0)
 		return r < 0 ? r : 0;
-	_cleanup_free_ char *dir = volumes_dir(false, e);
+	const char *dir = volumes_dir(false, e);
 	struct volume_info *v = NULL;
 	size_t n = 0;
 	if (!dir || (r = volume_list(dir, &v, &n, e)) < 0)
@@ -128,11 +124,10 @@ static int volume_rm_cmd(int argc, char **argv, struct ml_err *e)
 			       "it).\n\nUsage:\n  matchlock volume rm <name>\n", e);
 	if (r != 0 || (r = want_args(&pos, 1, e)) < 0)
 		return r < 0 ? r : 0;
-	_cleanup_free_ char *dir = volumes_dir(false, e);
-	_cleanup_free_ char *holders = ml_disk_holders_dir();
-	if (!dir || !holders)
-		return dir ? ml_err_set(e, -ENOMEM, "out of memory") : e->code;
-	if ((r = volume_remove(dir, holders, pos.v[0], e)) < 0)
+	const char *dir = volumes_dir(false, e);
+	if (!dir)
+		return e->code;
+	if ((r = volume_remove(dir, cli_settings()->holders_dir, pos.v[0], e)) < 0)
 		return r;
 	printf("Removed volume %s\n", pos.v[0]);
 	return 0;
@@ -146,11 +141,10 @@ static int volume_cp_cmd(int argc, char **argv, struct ml_err *e)
 			       "kept).\n\nUsage:\n  matchlock volume cp <src> <dest>\n", e);
 	if (r != 0 || (r = want_args(&pos, 2, e)) < 0)
 		return r < 0 ? r : 0;
-	_cleanup_free_ char *dir = volumes_dir(true, e);
-	_cleanup_free_ char *holders = ml_disk_holders_dir();
-	if (!dir || !holders)
-		return dir ? ml_err_set(e, -ENOMEM, "out of memory") : e->code;
-	if ((r = volume_copy(dir, holders, pos.v[0], pos.v[1], e)) < 0)
+	const char *dir = volumes_dir(true, e);
+	if (!dir)
+		return e->code;
+	if ((r = volume_copy(dir, cli_settings()->holders_dir, pos.v[0], pos.v[1], e)) < 0)
 		return r;
 	printf("Copied volume %s to %s\n", pos.v[0], pos.v[1]);
 	return 0;

@@ -22,15 +22,14 @@ struct sandbox_disks {
 	bool writable;
 };
 
-int sandbox_disks_attach(const struct disk_spec *d, size_t n, const char *vm_id,
+int sandbox_disks_attach(const struct disk_spec *d, size_t n, const char *vm_id, const char *holders,
 			 struct sandbox_disks **out, struct ml_err *e)
 {
 	int r = disk_specs_check_set(d, n, e);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *holders = ml_disk_holders_dir();
 	struct sandbox_disks *s = calloc(1, sizeof(*s));
-	if (!s || !holders) {
+	if (!s) {
 		free(s);
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	}

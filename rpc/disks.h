@@ -15,7 +15,7 @@
 struct sandbox_disks;
 /* Locks every disk for vm_id (refusing one another sandbox uses, naming it) and names them
  * for the guest (serials disk0, disk1, ...). n = 0 gives an empty set. */
-int sandbox_disks_attach(const struct disk_spec *d, size_t n, const char *vm_id,
+int sandbox_disks_attach(const struct disk_spec *d, size_t n, const char *vm_id, const char *holders_dir,
 			 struct sandbox_disks **out, struct ml_err *e);
 /* The engine's drives for them (valid while the set lives). */
 const struct vmm_drive *sandbox_disks_drives(const struct sandbox_disks *s, size_t *n);

@@ -34,18 +34,6 @@ char *ml_state_dir(void)
 	return asprintf(&p, "%s/.matchlock", home_dir()) < 0 ? NULL : p;
 }
 
-static char *join(char *dir, const char *name)
-{
-	char *p = NULL;
-	if (dir && asprintf(&p, "%s/%s", dir, name) < 0)
-		p = NULL;
-	free(dir);
-	return p;
-}
-
-char *ml_volumes_dir(void) { return join(ml_cache_dir(), "volumes"); }
-char *ml_disk_holders_dir(void) { return join(ml_state_dir(), "disks"); }
-
 int ml_store_open(struct oci_store **out, struct ml_err *e)
 {
 	char *cache = ml_cache_dir();

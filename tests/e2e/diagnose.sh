@@ -46,7 +46,7 @@ ML_ENV="MATCHLOCK_KERNEL=/nonexistent" ml diagnose >"$T_TMP/o" 2>"$T_TMP/e"; rc=
 check_eq "no kernel: exit 1" 1 "$rc"
 check_eq "no kernel: stderr is the reference's line" "diagnose failed: one or more checks failed" "$(cat "$T_TMP/e")"
 check_contains "no kernel: the failing check" "✗ guest-kernel: guest kernel not found at /nonexistent" "$(cat "$T_TMP/o")"
-check_contains "no kernel: a fix hint" "  fix: run \`sudo scripts/setup.sh\`" "$(cat "$T_TMP/o")"
+check_contains "no kernel: a fix hint" "  fix: run \`sh scripts/setup.sh\`" "$(cat "$T_TMP/o")"
 check_contains "no kernel: the boot is not attempted" "✗ boot: not attempted" "$(cat "$T_TMP/o")"
 last=$(ML_ENV="MATCHLOCK_KERNEL=/nonexistent" ml diagnose 2>&1 | tail -1)
 check_eq "no kernel: the last line" "diagnose failed: one or more checks failed" "$last"
