@@ -25,6 +25,8 @@
 struct run_net {
 	struct sandbox_publish *pub;
 	size_t n_pub;
+	struct disk_spec *disks;
+	size_t n_disks;
 };
 
 struct run_flags {
@@ -44,7 +46,7 @@ static struct flag *run_flag_table(struct run_flags *f)
 		{ "image", 0, FLAG_STRING, &f->image, "Image reference (registry ref or local tag)", NULL, false, false },
 		{ "workspace", 0, FLAG_STRING, &f->workspace, "Guest mount point of the VFS tree", NULL, true, false },
 		{ "volume", 'v', FLAG_STRING_LIST, &f->volume, "host:guest[:ro|overlay|host_fs] mount (requires --workspace)", NULL, true, false },
-		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, true, false },
+		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, false, false },
 		{ "env", 'e', FLAG_STRING_ARRAY, &f->env, "Environment variable KEY=VALUE or KEY (from the host)", NULL, false, false },
 		{ "env-file", 0, FLAG_STRING_ARRAY, &f->env_file, "File of KEY=VALUE or KEY lines", NULL, false, false },
 		{ "secret", 0, FLAG_STRING_LIST, &f->secret, "Secret NAME=VALUE@host1,host2 or NAME@host1,... (value from $NAME)", NULL, true, false },
@@ -438,6 +440,7 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		/* the reference's default for a sandbox whose network config is not given */
 		.block_private_ips = true,
 		.publish = net->pub, .n_publish = net->n_pub,
+		.disks = net->disks, .n_disks = net->n_disks,
 	};
 	_cleanup_free_ char *rec = record_json(f, env, hosts);
 	sc.record_json = rec;
@@ -533,12 +536,14 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 	}
 	f.timeout_set = args_find(t, "timeout")->set;
 	struct run_net net = { 0 };
-	r = parse_network(&f, &net, e);
+	if ((r = parse_network(&f, &net, e)) == 0)
+		r = specs_disks(&f.disk, cli_settings()->volumes_dir, f.workspace, &net.disks, &net.n_disks, e);
 	if (r == 0 && f.detach)
 		r = run_detach(argc, argv, e); /* everything was checked here first: errors stay one line */
 	else if (r == 0)
 		r = run_sandbox(&f, &args, &env, &hosts, &net, e);
 	free(net.pub);
+	specs_disks_free(net.disks, net.n_disks);
 	strv_clear(&args);
 	strv_clear(&env);
 	strv_clear(&hosts);

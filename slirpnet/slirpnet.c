@@ -510,3 +510,5 @@ void slirpnet_stats(const struct slirpnet *sn, struct slirpnet_stats *st)
 	st->out_queued_bytes = sn->out.bytes;
 	st->bytes_per_flow = sizeof(struct nat_flow);
 }
+
+const char *slirpnet_libslirp_version(void) { return slirp_version_string(); }
