@@ -66,7 +66,8 @@ bad_input "--allow-host bad port" 'invalid allow-host "web.test:0": bad port' ru
 ML_ENV=MATCHLOCK_NET_BACKEND=qemu-user bad_input "qemu-user + --allow-host" "MATCHLOCK_NET_BACKEND=qemu-user cannot be combined with --allow-host" run --image x --allow-host web.test -- true
 ML_ENV=MATCHLOCK_NET_BACKEND=qemu-user bad_input "qemu-user + -p" "MATCHLOCK_NET_BACKEND=qemu-user cannot be combined with --publish" run --image x -p 8080 -- true
 bad_input "unknown command" 'unknown command "frobnicate"' frobnicate
-bad_input "later command" "matchlock exec is not supported yet" exec vm-12345678 true
+bad_input "later command" "matchlock build is not supported yet" build .
+bad_input "exec into an unknown VM" "VM not found vm-12345678: VM vm-12345678 not found" exec vm-12345678 true
 # Not in the store, and its registry (a closed loopback port) cannot be reached.
 bad_input "image not in store, registry down" "127.0.0.1:9/no-such-image:1.0" run --image 127.0.0.1:9/no-such-image:1.0 -- true
 bad_input "malformed image reference" "invalid reference" run --image 'Bad Ref!' -- true
