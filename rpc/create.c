@@ -94,7 +94,7 @@ static void create_fail(struct creating *cr, int code, const char *msg)
 {
 	struct rpc_server *s = cr->srv;
 	if (s->vm.sb) {
-		exec_ops_vm_gone(s);
+		exec_ops_vm_gone(s, true);
 		sandbox_destroy(s->vm.sb, true);
 		s->vm.sb = NULL;
 	}
@@ -173,7 +173,7 @@ static void ev_dead(void *arg, struct sandbox *sb, const char *msg)
 	(void)sb;
 	struct rpc_server *s = arg;
 	ml_warn("the VM died: %s", msg);
-	exec_ops_vm_gone(s);
+	exec_ops_vm_gone(s, false); /* the sandbox (and its channel) lives until close */
 }
 
 static const struct sandbox_events create_events = {
@@ -246,6 +246,7 @@ static void close_finish(struct closing *cl)
 	struct sandbox *sb = s->vm.sb;
 	char *dir = sb && sandbox_state_dir(sb) ? strdup(sandbox_state_dir(sb)) : NULL;
 	if (sb && s->vm.owned) {
+		exec_ops_vm_gone(s, true);
 		sandbox_destroy(sb, false);
 		struct ml_err e;
 		if (dir && vmstate_set_status(dir, "stopped", 0, &e) < 0)
@@ -299,7 +300,7 @@ void rpc_vm_close(struct rpc_server *s, int timeout_ms, void (*done)(void *arg),
 	rpc_launch_stop(s);
 	rpc_server_cancel_all(s);
 	if (s->vm.sb && s->vm.ready)
-		exec_ops_vm_gone(s);
+		exec_ops_vm_gone(s, false); /* close_finish drops the rest before the destroy */
 	/* graceful: the agent syncs and powers off; the engine's exit ends the wait early */
 	if (s->vm.sb && s->vm.ready && timeout_ms > 0 && sandbox_set_events(s->vm.sb, &closing_events, cl) == 0 &&
 	    sandbox_shutdown(s->vm.sb) == 0) {
