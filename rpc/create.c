@@ -88,23 +88,44 @@ struct creating {
 	struct rpc_server *srv;
 	struct rpc_req *req;
 	struct rpc_create *c;
+	int fail_code;
+	char *fail_msg;
 };
 
+static void create_fail_now(struct ml_loop *l, void *arg)
+{
+	(void)l;
+	struct creating *cr = arg;
+	struct rpc_server *s = cr->srv;
+	/* unless the client's end closed this VM meanwhile (then c is already freed) */
+	if (s->vm.create == cr->c) {
+		if (s->vm.events_watch >= 0)
+			ml_loop_unwatch(s->o.loop, s->vm.events_watch);
+		s->vm.events_watch = -1;
+		if (s->vm.sb) {
+			exec_ops_vm_gone(s, true);
+			sandbox_destroy(s->vm.sb, true);
+			s->vm.sb = NULL;
+		}
+		s->vm.ready = false;
+		s->vm.owned = false;
+		free_defaults(&s->vm.def);
+		rpc_create_free(cr->c);
+		s->vm.create = NULL;
+	}
+	rpc_reply_error(cr->req, cr->fail_code, "%s", cr->fail_msg ? cr->fail_msg : "create VM: out of memory");
+	free(cr->fail_msg);
+	free(cr);
+}
+
+/* Failures arrive inside the sandbox's own callbacks (an entrypoint's EXIT is reported from
+ * the middle of its control channel's dispatch): the sandbox is destroyed, and the request
+ * answered, on the next loop round. */
 static void create_fail(struct creating *cr, int code, const char *msg)
 {
-	struct rpc_server *s = cr->srv;
-	if (s->vm.sb) {
-		exec_ops_vm_gone(s, true);
-		sandbox_destroy(s->vm.sb, true);
-		s->vm.sb = NULL;
-	}
-	s->vm.ready = false;
-	s->vm.owned = false;
-	free_defaults(&s->vm.def);
-	rpc_create_free(cr->c);
-	s->vm.create = NULL;
-	rpc_reply_error(cr->req, code, "%s", msg);
-	free(cr);
+	cr->fail_code = code;
+	cr->fail_msg = strdup(msg);
+	ml_loop_timer(cr->srv->o.loop, 0, create_fail_now, cr);
 }
 
 static void create_ok(struct creating *cr)

@@ -100,6 +100,12 @@ def bad_input_before_create(w):
     res, _ = w.call("create", {"image": "localhost:1/nosuch/image:1"}, timeout=60)
     T.ok("create: an image that cannot be pulled: -32000 with the pull's reason",
          (res or {}).get("error", {}).get("code") == -32000 and "nosuch/image" in res["error"]["message"], res)
+    res, _ = w.call("create", {"image": IMG, "launch_entrypoint": True,
+                               "image_config": {"entrypoint": ["sh", "-c"], "cmd": ["exit 42"]}}, timeout=120)
+    T.eq("create: an entrypoint exiting 42", {"code": -32000, "message": "start image entrypoint: exit code 42"},
+         (res or {}).get("error"))
+    res, _ = w.call("cancel", {"id": 12345})
+    T.eq("... and the server keeps serving", {"cancelled": False}, (res or {}).get("result"))
     T.eq("a failed create leaves no VM behind", [], sorted(os.listdir(os.path.join(HOME, ".matchlock", "vms")))
          if os.path.isdir(os.path.join(HOME, ".matchlock", "vms")) else [])
 
