@@ -19,6 +19,7 @@
 #include "cli/specs.h"
 #include "mitm/mitm.h"
 #include "rpc/sandbox.h"
+#include "rpc/server.h"
 
 struct run_net {
 	struct sandbox_publish *pub;
@@ -59,7 +60,7 @@ static struct flag *run_flag_table(struct run_flags *f)
 		{ "memory", 0, FLAG_INT, &f->memory, "Guest memory in MB", "512", false, false },
 		{ "timeout", 0, FLAG_INT, &f->timeout, "Deadline for the whole run in seconds (only when given)", "300", false, false },
 		{ "disk-size", 0, FLAG_INT, &f->disk_size, "Writable disk size in MB", "5120", false, false },
-		{ "detach", 'd', FLAG_BOOL, &f->detach, "Run in the background and print the VM id", NULL, true, false },
+		{ "detach", 'd', FLAG_BOOL, &f->detach, "Run in the background and print the VM id", NULL, false, false },
 		{ "tty", 't', FLAG_BOOL, &f->tty, "Allocate a pseudo-TTY (with -i)", NULL, false, false },
 		{ "interactive", 'i', FLAG_BOOL, &f->interactive, "Attach stdin", NULL, false, false },
 		{ "pull", 0, FLAG_BOOL, &f->pull, "Always pull the image from its registry", NULL, false, false },
@@ -356,6 +357,30 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 	}
 }
 
+/* The VM's control socket: `matchlock exec/port-forward/allow-list` from other shells. Their
+ * execs run like this run's own command (same env, workdir and user). A failure here costs
+ * only that reach, not the run. */
+static struct rpc_server *serve_vm(const struct run_flags *f, struct ml_loop *loop, struct sandbox *sb,
+				   const struct strv *env, const struct run_net *net)
+{
+	const struct oci_config *c = sandbox_image_config(sb);
+	struct rpc_exec_defaults d = {
+		.env = env->v, .privileged = f->privileged,
+		.cwd = f->workdir && *f->workdir ? f->workdir : c->workdir && *c->workdir ? c->workdir : "/",
+		.user = f->user && *f->user ? f->user : c->user,
+	};
+	struct rpc_server_opts o = { .settings = cli_settings(), .loop = loop };
+	struct rpc_server *srv = NULL;
+	struct ml_err e = { 0 };
+	if (rpc_server_new(&o, &srv, &e) == 0 && rpc_server_attach(srv, sb, &d, f->allow_host.n > 0, &e) == 0 &&
+	    rpc_server_set_base_forwards(srv, net->pub, net->n_pub, &e) == 0 &&
+	    rpc_server_listen(srv, sandbox_state_dir(sb), &e) == 0)
+		return srv;
+	ml_warn("%s (matchlock exec cannot reach this VM)", e.msg);
+	rpc_server_free(srv);
+	return NULL;
+}
+
 static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env, struct strv *hosts,
 		       const struct run_net *net, struct ml_err *e)
 {
@@ -381,7 +406,8 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 	if (r == 0)
 		r = wait_ready(&w, sb, f->timeout_set ? f->timeout : 0, e);
 	if (r < 0) {
-		sandbox_destroy(sb, true);
+		/* --rm=false keeps even a VM that never came up: its record and log say why */
+		sandbox_destroy(sb, f->rm);
 		ml_loop_free(loop);
 		return r;
 	}
@@ -404,6 +430,8 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		if (!has)
 			specs_env_merge(&fullenv, term);
 	}
+	/* from here on other processes reach this VM through its control socket */
+	struct rpc_server *srv = serve_vm(f, loop, sb, &fullenv, net);
 	if (!f->rm)
 		fprintf(stderr, "Sandbox %s is running\n  Connect: matchlock exec %s -it bash\n  Stop:    matchlock kill %s\n",
 			sandbox_id(sb), sandbox_id(sb), sandbox_id(sb));
@@ -422,6 +450,9 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		execio_wait_signal(loop);
 		status = 0;
 	}
+	if (srv)
+		rpc_server_detach(srv);
+	rpc_server_free(srv);
 	sandbox_destroy(sb, f->rm);
 	ml_loop_free(loop);
 	strv_clear(&argv);
@@ -460,7 +491,10 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 	}
 	f.timeout_set = args_find(t, "timeout")->set;
 	struct run_net net = { 0 };
-	if ((r = parse_network(&f, &net, e)) == 0)
+	r = parse_network(&f, &net, e);
+	if (r == 0 && f.detach)
+		r = run_detach(argc, argv, e); /* everything was checked here first: errors stay one line */
+	else if (r == 0)
 		r = run_sandbox(&f, &args, &env, &hosts, &net, e);
 	free(net.pub);
 	strv_clear(&args);

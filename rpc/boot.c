@@ -15,11 +15,14 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "rpc/sandbox_internal.h"
+#include "rpc/vmstate.h"
 
 void sb_fail(struct sandbox *sb, const struct ml_err *e)
 {
 	if (sb->state == SB_READY || sb->state == SB_FAILED)
 		return;
+	if (sb->state == SB_BOOTING && sb->state_dir)
+		vmstate_phase(sb->state_dir, sb->id, "start_failed", e->msg);
 	sb->state = SB_FAILED;
 	if (sb->boot_timer)
 		ml_loop_cancel(sb->loop, sb->boot_timer);
@@ -96,6 +99,7 @@ static void on_ready(void *arg)
 	if (sb->state != SB_BOOTING)
 		return;
 	sb->state = SB_READY;
+	vmstate_phase(sb->state_dir, sb->id, "running", NULL);
 	ml_loop_cancel(sb->loop, sb->boot_timer);
 	sb->boot_timer = 0;
 	ml_logger_printf(sb->log, ML_LOG_INFO, "sandbox %s ready", sb->id);
@@ -244,6 +248,7 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 		.mem_mb = o->mem_mb, .accel = vmm_accel_choose(s->accel, reason, sizeof(reason)),
 		.network = o->network, .log = sb->log, .engine = s->engine, .qemu_user_net = s->qemu_user_net,
 	};
+	vmstate_phase(sb->state_dir, sb->id, "starting", NULL);
 	/* the engine's command line and the accelerator's reason belong in this VM's log */
 	struct ml_logger *prev = ml_logger_bind_thread(sb->log);
 	int r = vmm_start(&vc, &sb->vm, e);

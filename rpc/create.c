@@ -162,6 +162,9 @@ static void ev_ready(void *arg, struct sandbox *sb)
 		return;
 	}
 	watch_events(s);
+	struct ml_err le = { 0 };
+	if (rpc_server_listen(s, sandbox_state_dir(sb), &le) < 0)
+		ml_warn("%s (matchlock exec cannot reach this VM)", le.msg);
 	_cleanup_strv_ char **argv = cr->c->launch_entrypoint ? rpc_create_entrypoint(cr->c, sandbox_image_config(sb)) : NULL;
 	if (strv_len(argv) == 0) {
 		create_ok(cr);
@@ -265,15 +268,10 @@ static void close_finish(struct closing *cl)
 		ml_loop_unwatch(s->o.loop, s->vm.events_watch);
 	s->vm.events_watch = -1;
 	struct sandbox *sb = s->vm.sb;
-	char *dir = sb && sandbox_state_dir(sb) ? strdup(sandbox_state_dir(sb)) : NULL;
 	if (sb && s->vm.owned) {
 		exec_ops_vm_gone(s, true);
-		sandbox_destroy(sb, false);
-		struct ml_err e;
-		if (dir && vmstate_set_status(dir, "stopped", 0, &e) < 0)
-			ml_warn("recording the VM as stopped: %s", e.msg);
+		sandbox_destroy(sb, false); /* records it stopped, keeps its logs */
 	}
-	free(dir);
 	s->vm.sb = NULL;
 	s->vm.ready = false;
 	s->vm.owned = false;
@@ -318,6 +316,7 @@ void rpc_vm_close(struct rpc_server *s, int timeout_ms, void (*done)(void *arg),
 		return;
 	}
 	*cl = (struct closing){ .srv = s, .done = done, .arg = arg };
+	rpc_server_unlisten(s);
 	rpc_launch_stop(s);
 	rpc_server_cancel_all(s);
 	if (s->vm.sb && s->vm.ready)
@@ -358,6 +357,32 @@ void rpc_m_close(struct rpc_req *r)
 }
 
 /* ---- a VM created by `run`: served on its control socket ---- */
+int rpc_server_set_base_forwards(struct rpc_server *s, const struct sandbox_publish *p, size_t n, struct ml_err *e)
+{
+	free(s->base_fwd);
+	s->base_fwd = calloc(n + 1, sizeof(*s->base_fwd));
+	if (!s->base_fwd)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		s->base_fwd[i] = (struct net_publish){ p[i].addr, p[i].host_port, p[i].guest_port };
+	s->n_base_fwd = n;
+	return 0;
+}
+
+void rpc_server_detach(struct rpc_server *s)
+{
+	rpc_server_unlisten(s);
+	if (s->vm.events_watch >= 0)
+		ml_loop_unwatch(s->o.loop, s->vm.events_watch);
+	s->vm.events_watch = -1;
+	rpc_server_cancel_all(s);
+	if (s->vm.sb)
+		exec_ops_vm_gone(s, true); /* its creator destroys it (and the channel) next */
+	s->vm.sb = NULL;
+	s->vm.ready = false;
+	free_defaults(&s->vm.def);
+}
+
 int rpc_server_attach(struct rpc_server *s, struct sandbox *sb, const struct rpc_exec_defaults *d, bool intercept,
 		      struct ml_err *e)
 {

@@ -244,11 +244,43 @@ static int forwards_param(json_t *params, struct net_publish **out, size_t *n, s
 	return 0;
 }
 
+int rpc_forwards_apply(struct rpc_server *s, struct ml_err *e)
+{
+	struct net *net = sandbox_net(s->vm.sb);
+	size_t n = s->n_base_fwd;
+	for (struct rpc_client *cl = s->clients; cl; cl = cl->next)
+		n += cl->gone ? 0 : cl->n_fwd;
+	_cleanup_free_ struct net_publish *all = calloc(n + 1, sizeof(*all));
+	_cleanup_free_ struct net_publish *bound = calloc(n + 1, sizeof(*bound));
+	if (!all || !bound)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	size_t k = 0;
+	memcpy(all, s->base_fwd, s->n_base_fwd * sizeof(*all));
+	k = s->n_base_fwd;
+	for (struct rpc_client *cl = s->clients; cl; cl = cl->next)
+		if (!cl->gone) {
+			memcpy(all + k, cl->fwd, cl->n_fwd * sizeof(*all));
+			k += cl->n_fwd;
+		}
+	int r = net_forwards_set(net, all, n, bound, e);
+	if (r < 0)
+		return r;
+	/* what was asked as port 0 is now a real port: keep it, so a rebuild rebinds the same */
+	k = s->n_base_fwd;
+	for (struct rpc_client *cl = s->clients; cl; cl = cl->next)
+		for (size_t i = 0; !cl->gone && i < cl->n_fwd; i++)
+			cl->fwd[i] = bound[k++];
+	return 0;
+}
+
+/* port_forward replaces this client's forwards; port_forward_add (the control socket's
+ * `matchlock port-forward`) adds to them. Other clients' forwards and the VM's own stay. */
 void rpc_m_port_forward(struct rpc_req *r)
 {
 	struct rpc_server *s = r->cl->srv;
+	struct rpc_client *cl = r->cl;
 	struct ml_err e = { 0 };
-	_cleanup_free_ struct net_publish *fwd = NULL;
+	struct net_publish *fwd = NULL;
 	size_t n = 0;
 	if (!vm_ready(r))
 		return;
@@ -256,22 +288,43 @@ void rpc_m_port_forward(struct rpc_req *r)
 		rpc_reply_error(r, RPC_INVALID_PARAMS, "%s", e.msg);
 		return;
 	}
-	struct net *net = sandbox_net(s->vm.sb);
-	if (!net) {
+	if (!sandbox_net(s->vm.sb)) {
+		free(fwd);
 		rpc_reply_error(r, RPC_VM_FAILED, "port forwarding needs the guest network (this sandbox has none)");
 		return;
 	}
-	_cleanup_free_ struct net_publish *bound = calloc(n, sizeof(*bound));
-	if (!bound || net_forwards_set(net, fwd, n, bound, &e) < 0) {
-		rpc_reply_error(r, RPC_VM_FAILED, "%s", bound ? e.msg : "out of memory");
+	bool add = !strcmp(r->method, "port_forward_add");
+	struct net_publish *old = cl->fwd;
+	size_t n_old = cl->n_fwd, first = add ? n_old : 0;
+	struct net_publish *mine = calloc(first + n + 1, sizeof(*mine));
+	if (!mine) {
+		free(fwd);
+		rpc_reply_error(r, RPC_VM_FAILED, "out of memory");
 		return;
 	}
+	if (add)
+		memcpy(mine, old, n_old * sizeof(*mine));
+	memcpy(mine + first, fwd, n * sizeof(*mine));
+	free(fwd);
+	cl->fwd = mine;
+	cl->n_fwd = first + n;
+	if (rpc_forwards_apply(s, &e) < 0) {
+		/* nothing changes on an error: the previous set is bound again */
+		free(mine);
+		cl->fwd = old;
+		cl->n_fwd = n_old;
+		struct ml_err e2;
+		rpc_forwards_apply(s, &e2);
+		rpc_reply_error(r, RPC_VM_FAILED, "%s", e.msg);
+		return;
+	}
+	free(old);
 	json_t *b = json_array();
-	for (size_t i = 0; b && i < n; i++) {
+	for (size_t i = first; b && i < cl->n_fwd; i++) {
 		char a[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &bound[i].addr, a, sizeof(a));
-		json_array_append_new(b, json_pack("{s:s, s:i, s:i}", "address", a, "local_port", bound[i].host_port,
-						   "remote_port", bound[i].guest_port));
+		inet_ntop(AF_INET, &cl->fwd[i].addr, a, sizeof(a));
+		json_array_append_new(b, json_pack("{s:s, s:i, s:i}", "address", a, "local_port", cl->fwd[i].host_port,
+						   "remote_port", cl->fwd[i].guest_port));
 	}
 	rpc_reply(r, json_pack("{s:o}", "bindings", b));
 }

@@ -152,12 +152,16 @@ static int prepare(struct sandbox *sb, struct ml_err *e)
 	if (r == 0)
 		r = vmstate_write(sb->state_dir, sb->id, sb->cfg->image, getpid(), "running", sb->cfg->record_json, e);
 	if (r == 0)
+		vmstate_phase(sb->state_dir, sb->id, "creating", NULL);
+	if (r == 0)
 		r = prepare_disks(sb, store, e);
 	oci_store_free(store);
 	if (r == 0)
 		r = check_cancel(sb, e);
 	if (r == 0 && (r = vmm_initramfs(&sb->assets, s->cache_dir, &sb->prep.initrd, e)) < 0)
 		ml_err_wrap(e, "building the initramfs");
+	if (sb->state_dir)
+		vmstate_phase(sb->state_dir, sb->id, r == 0 ? "created" : "create_failed", r == 0 ? NULL : e->msg);
 	return r;
 }
 

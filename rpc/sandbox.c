@@ -13,6 +13,7 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "rpc/sandbox_internal.h"
+#include "rpc/vmstate.h"
 
 const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
 const char *sandbox_state_dir(const struct sandbox *sb) { return sb->state_dir; }
@@ -164,12 +165,22 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state)
 		close(sb->box.wake[0]);
 		close(sb->box.wake[1]);
 	}
+	bool started = sb->vm != NULL;
+	if (started && !remove_state)
+		vmstate_phase(sb->state_dir, sb->id, "stopping", NULL);
 	sb_boot_teardown(sb);
 	ml_logger_close(sb->log);
-	if (remove_state && sb->state_dir)
+	if (remove_state && sb->state_dir) {
 		ml_rm_rf(sb->state_dir);
-	else if (sb->prep.scratch)
-		unlink(sb->prep.scratch); /* the writable layer is throw-away; the logs and record stay */
+	} else if (sb->state_dir) {
+		/* the writable layer is throw-away; the logs, record and history stay */
+		if (sb->prep.scratch)
+			unlink(sb->prep.scratch);
+		struct ml_err e;
+		vmstate_set_status(sb->state_dir, "stopped", 0, &e);
+		if (started)
+			vmstate_phase(sb->state_dir, sb->id, "stopped", NULL);
+	}
 	vmm_assets_free(&sb->assets);
 	oci_image_free(sb->img);
 	proto_config_free(&sb->pcfg);

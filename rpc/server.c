@@ -47,6 +47,7 @@ static const struct method methods[] = {
 	{ "allow_list_add", M_CONCURRENT, rpc_m_allow_list, false, false },
 	{ "allow_list_delete", M_CONCURRENT, rpc_m_allow_list, false, false },
 	{ "port_forward", M_CONCURRENT, rpc_m_port_forward, false, false },
+	{ "port_forward_add", M_CONCURRENT, rpc_m_port_forward, false, false },
 	{ "status", M_CONCURRENT, rpc_m_status, false, false },
 	{ NULL, 0, NULL, false, false },
 };
@@ -421,8 +422,13 @@ static void client_maybe_free(struct rpc_client *cl)
 			break;
 		}
 	bool primary = cl->primary;
+	bool had_fwd = cl->n_fwd > 0;
 	rpc_conn_free(cl->conn);
+	free(cl->fwd);
 	free(cl);
+	struct ml_err e;
+	if (had_fwd && s->vm.sb && s->vm.ready)
+		rpc_forwards_apply(s, &e); /* the forwards of a client that left go with it */
 	if (primary)
 		maybe_done_later(s);
 }
@@ -500,12 +506,14 @@ int rpc_server_new(const struct rpc_server_opts *o, struct rpc_server **out, str
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	s->o = *o;
 	s->vm.events_watch = -1;
+	s->listen_fd = -1;
 	*out = s;
 	return 0;
 }
 
 void rpc_server_shutdown(struct rpc_server *s)
 {
+	rpc_server_unlisten(s);
 	for (struct rpc_client *cl = s->clients; cl; cl = cl->next)
 		if (!cl->gone)
 			rpc_conn_shutdown(cl->conn);
@@ -532,6 +540,7 @@ void rpc_server_free(struct rpc_server *s)
 		return;
 	if (s->defer_timer)
 		ml_loop_cancel(s->o.loop, s->defer_timer);
+	rpc_server_unlisten(s);
 	while (s->clients) {
 		struct rpc_client *cl = s->clients;
 		s->clients = cl->next;
@@ -542,7 +551,9 @@ void rpc_server_free(struct rpc_server *s)
 			free(r);
 		}
 		rpc_conn_free(cl->conn);
+		free(cl->fwd);
 		free(cl);
 	}
+	free(s->base_fwd);
 	free(s);
 }

@@ -47,6 +47,17 @@ int rpc_server_add_conn(struct rpc_server *s, int in_fd, int out_fd, bool primar
 /* Serves a VM that someone else created (a `run` process) on the control socket. d is copied. */
 int rpc_server_attach(struct rpc_server *s, struct sandbox *sb, const struct rpc_exec_defaults *d,
 		      bool intercept, struct ml_err *e);
+/* The forwards the VM already has (run -p, bound by the sandbox): kept whenever clients add
+ * or replace their own. */
+int rpc_server_set_base_forwards(struct rpc_server *s, const struct sandbox_publish *p, size_t n,
+				 struct ml_err *e);
+/* Before the attached VM is destroyed by its creator: stops serving it (socket closed, requests
+ * cancelled, no more control-channel calls). */
+void rpc_server_detach(struct rpc_server *s);
+/* Serves the VM's control socket <state_dir>/exec.sock (ctlsock.c): processes of the same
+ * user connect and speak this protocol (without create/close). Unlinked by unlisten/free. */
+int rpc_server_listen(struct rpc_server *s, const char *state_dir, struct ml_err *e);
+void rpc_server_unlisten(struct rpc_server *s);
 /* Cancels everything in flight and closes the VM the server created (SIGINT/SIGTERM). */
 void rpc_server_shutdown(struct rpc_server *s);
 

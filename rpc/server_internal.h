@@ -52,6 +52,8 @@ struct rpc_client {
 	struct rpc_req *barrier_running; /* create/close in progress: input stays paused */
 	bool input_blocked;              /* an exec's stdin queue is full: input paused */
 	int holds;                       /* > 0 while the server walks its requests: not freed */
+	struct net_publish *fwd;         /* the port forwards this client asked for (they end with it) */
+	size_t n_fwd;
 };
 
 /* The VM the server works on. */
@@ -74,6 +76,10 @@ struct rpc_server {
 	bool closed;                     /* the primary sent `close` or went away */
 	bool done_called;
 	int defer_timer;
+	struct net_publish *base_fwd;    /* forwards the VM was created with (run -p) */
+	size_t n_base_fwd;
+	int listen_fd;                   /* the VM's control socket (ctlsock.c), -1 when not served */
+	char *listen_path;
 };
 
 /* server.c */
@@ -97,7 +103,9 @@ void rpc_m_list_files(struct rpc_req *r);
 void rpc_m_log(struct rpc_req *r);
 void rpc_m_log_stream(struct rpc_req *r);
 void rpc_m_allow_list(struct rpc_req *r);    /* allow_list_add, allow_list_delete */
-void rpc_m_port_forward(struct rpc_req *r);
+void rpc_m_port_forward(struct rpc_req *r);     /* port_forward (replaces), port_forward_add */
+/* methods.c: binds the union of every client's forwards (a client's end removes its own). */
+int rpc_forwards_apply(struct rpc_server *s, struct ml_err *e);
 void rpc_m_status(struct rpc_req *r);
 void rpc_m_create(struct rpc_req *r);
 void rpc_m_close(struct rpc_req *r);
