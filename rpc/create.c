@@ -99,6 +99,7 @@ static void create_fail_now(struct ml_loop *l, void *arg)
 	struct rpc_server *s = cr->srv;
 	/* unless the client's end closed this VM meanwhile (then c is already freed) */
 	if (s->vm.create == cr->c) {
+		rpc_server_unlisten(s); /* ev_ready may have opened the VM's control socket */
 		if (s->vm.events_watch >= 0)
 			ml_loop_unwatch(s->o.loop, s->vm.events_watch);
 		s->vm.events_watch = -1;
