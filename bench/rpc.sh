@@ -8,13 +8,13 @@
 #     the server's answer to `status` (no guest) beside them. Goal: SDK <= 1.2x internal.
 #  2. create to first exec through the SDK against `run -- true`, alternating. Goal: <= 1.1x.
 # The SDK comes from $MATCHLOCK_PY_SDK (a folder holding the `matchlock` package); without it
-# the SDK figures say they were skipped. Knobs: BENCH_RTT (round trips, default 500),
-# BENCH_RPC_BOOTS (create samples, default 5).
+# the SDK figures say they were skipped. Knobs: BENCH_RTT (round trips, default 500, spread over
+# BENCH_RPC_ROUNDS fresh sets of VMs, default 3), BENCH_RPC_BOOTS (create samples, default 5).
 set -u
 declare -F row >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RN=${BENCH_RTT:-500}
 RB=${BENCH_RPC_BOOTS:-5}
-rb() { PYTHONPATH=${MATCHLOCK_PY_SDK:-} MATCHLOCK_DATA_DIR=$REPO/build/lib/matchlock timeout 1800 python3 "$REPO/bench/rpcbench.py" "$ML" "$REPO/build/tests/tools/mlvm" "$@"; }
+rb() { PYTHONPATH=${MATCHLOCK_PY_SDK:-} MLVM_LIKE_RUN=1 MATCHLOCK_DATA_DIR=$REPO/build/lib/matchlock timeout 1800 python3 "$REPO/bench/rpcbench.py" "$ML" "$REPO/build/tests/tools/mlvm" "$@"; }
 rb rtt "$RN" >"$W/rpc-rtt" 2>&1 || cat "$W/rpc-rtt"
 f() { awk -v k="$1" -v f="$2" '$1 == k { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == f) print a[2] } }' "$W/rpc-rtt"; }
 i50=$(f internal p50_us); i99=$(f internal p99_us); s50=$(f internal-sh p50_us); s99=$(f internal-sh p99_us)
@@ -31,6 +31,7 @@ fi
 row "exec true RTT p50, wire client (us)" "$w50" "$s50" "library exec of sh -c true" "$(ratio "$w50" "$s50")" "<= 1.2"
 row "exec true RTT p99, wire client (us)" "$w99" "$s99" "library exec of sh -c true" "$(ratio "$w99" "$s99")" "-"
 row "rpc status RTT p50, wire (us)" "$st50" "$s50" "no guest: the server's own path" "$(ratio "$st50" "$s50")" "-"
+grep -- '-rounds' "$W/rpc-rtt" | sed 's/^/rpc: p50 ratio per set of VMs, /' 
 row "library exec RTT p50/p99 (us)" "$i50/$i99" "$s50/$s99" "true vs sh -c true" "$(ratio "$i50" "$s50")" "-"
 rb create "$RB" >"$W/rpc-create" 2>&1 || cat "$W/rpc-create"
 if grep -q '^create skipped' "$W/rpc-create"; then

@@ -2,16 +2,20 @@
 
     rpcbench.py BIN MLVM rtt N
         Three VMs of the same kind (1 vCPU, 512 MiB, a 1 GiB scratch disk, the default image,
-        guest network on): one driven by tests/tools/mlvm (the library's own exec path, what
-        `run` uses), one by our stdlib wire client (tests/lib/rpcwire.py) through `BIN rpc`,
+        guest network on, execs with the image's environment): one driven by tests/tools/mlvm
+        (MLVM_LIKE_RUN=1: the library's own exec path, what `run` uses), one by our stdlib
+        wire client (tests/lib/rpcwire.py) through `BIN rpc`,
         one by the real Python SDK (client.exec("true"), if the `matchlock` package imports).
         Round trips of `true` are taken in rotation - one of each path per round, the order
-        turning every round - so every path sees the same load on a shared machine. Prints
+        turning every round - so every path sees the same load on a shared machine; this is
+        repeated on BENCH_RPC_ROUNDS (default 3) fresh sets of VMs, because one VM can be 20 %
+        faster than the next on a shared host, and the samples are pooled. Prints
         `<path> p50_us=.. p99_us=..` for internal (argv ["true"], as `run -- true` sends),
         internal-sh (["sh","-c","true"], what the server asks the agent for), wire, sdk; then
         `wire-status p50_us=..` (the wire round trip of `status`, which the server answers itself:
         the JSON-RPC path without the guest) and `guest-spawn avg_us=..` (the guest's own
-        fork+exec of /bin/true, median of 3 runs of 200).
+        fork+exec of /bin/true, median over the rounds), and `wire-rounds` / `sdk-rounds`: each
+        round's p50 ratio against internal-sh.
     rpcbench.py BIN MLVM create K
         K rounds, alternating: `BIN run -- true` (spawn to exit) and, through the SDK, spawn +
         create + first exec("true") (close not counted; also reported with it). Medians:
@@ -72,7 +76,8 @@ class Internal:
         self.p.wait(60)
 
 
-def rtt(binary, mlvm, n):
+def rtt_round(binary, mlvm, n, got):
+    """Fresh VMs, one per path; n samples of each, in turning order, appended to got."""
     from rpcwire import Wire
     internal = Internal(mlvm)
     w = Wire([binary, "rpc"])
@@ -102,33 +107,47 @@ def rtt(binary, mlvm, n):
             sys.exit(f"rpcbench: sdk exec: {r}")
         return t
 
-    paths = {"internal": lambda: internal.ask("true"), "internal-sh": lambda: internal.ask("sh"), "wire": wire_one}
+    def status_one():
+        t0 = time.monotonic()
+        w.call("status")
+        return us_since(t0)
+
+    paths = {"internal": lambda: internal.ask("true"), "internal-sh": lambda: internal.ask("sh"), "wire": wire_one,
+             "wire-status": status_one}
     if client:
         paths["sdk"] = sdk_one
     names = list(paths)
-    got = {k: [] for k in names}
+    mine = {k: [] for k in names}
     for i in range(WARM + n):
         for k in names[i % len(names):] + names[:i % len(names)]:
             t = paths[k]()
             if i >= WARM:
-                got[k].append(t)
-    # the JSON-RPC path alone (no guest): `status`, answered by the server itself
-    st = []
-    for i in range(WARM + n):
-        t0 = time.monotonic()
-        w.call("status")
-        if i >= WARM:
-            st.append(us_since(t0))
-    print(f"wire-status {pct(st)}")
-    for k in ["internal", "internal-sh", "wire", "sdk"]:
-        print(f"{k} {pct(got[k])}" if k in got else f"{k} skipped (the matchlock Python SDK is not on PYTHONPATH)")
-    print(f"guest-spawn avg_us={statistics.median(internal.ask('spawn') for _ in range(3))}")
+                mine[k].append(t)
+    for k in names:
+        got.setdefault(k, []).extend(mine[k])
+    got.setdefault("guest-spawn", []).append(internal.ask("spawn"))
+    med = {k: statistics.median(v) for k, v in mine.items()}
     if client:
         client.close()
     w.call("close", {"timeout_seconds": 1})
     w.close_stdin()
     w.wait(30)
     internal.close()
+    return med
+
+
+def rtt(binary, mlvm, n):
+    rounds = max(1, int(os.environ.get("BENCH_RPC_ROUNDS", "3")))
+    got, per = {}, []
+    for _ in range(rounds):
+        per.append(rtt_round(binary, mlvm, max(1, n // rounds), got))
+    for k in ["internal", "internal-sh", "wire", "wire-status", "sdk"]:
+        print(f"{k} {pct(got[k])}" if k in got else f"{k} skipped (the matchlock Python SDK is not on PYTHONPATH)")
+    print(f"guest-spawn avg_us={statistics.median(got['guest-spawn'])}")
+    # how much the ratio moves from one set of VMs to the next (VM placement on a shared host)
+    for k in ["wire", "sdk"]:
+        if k in got:
+            print(f"{k}-rounds ratios=" + ",".join(f"{m[k] / m['internal-sh']:.2f}" for m in per))
 
 
 def create(binary, k):

@@ -9,7 +9,9 @@
  *                            echo), one answer line each (us)
  *   mlvm idle SECONDS        boots, stays idle, prints the supervisor's peak RSS (VmHWM) in KiB
  *
- * Image: $MLVM_IMAGE or the embedded default. Exit 0 only if every check held. */
+ * Image: $MLVM_IMAGE or the embedded default. No guest NIC, and execs with a fixed PATH, unless
+ * $MLVM_LIKE_RUN=1 (a NIC, the image's environment: what `run` does). Exit 0 only if every
+ * check held. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,7 @@ static void j_failed(void *arg, const char *msg)
 static const struct ctl_exec_ops job_ops = { .output = j_output, .exited = j_exited, .failed = j_failed };
 
 static char *env_path[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+static char **exec_env = env_path; /* the timed execs' (rtt, rttpipe) */
 
 static int start_job(struct ctl *ctl, struct job *j, const char *script)
 {
@@ -153,7 +156,7 @@ static void report(const char *what, int64_t *v, int n)
 static int64_t one_exec(struct ctl *ctl, char **argv)
 {
 	struct job j = { 0 };
-	struct proto_exec x = { .argv = argv, .env = env_path, .cwd = "/" };
+	struct proto_exec x = { .argv = argv, .env = exec_env, .cwd = "/" };
 	int64_t s = now_us();
 	j.ctl = ctl;
 	jobs_left = 1;
@@ -285,6 +288,15 @@ int main(int argc, char **argv)
 		return fprintf(stderr, "%s\n", e.msg), 1;
 	struct sandbox_config o = { .settings = &settings, .image = img ? img : SANDBOX_DEFAULT_IMAGE,
 				    .cpus = 1, .mem_mb = 512, .disk_mb = 1024, .dns = dns };
+	/* MLVM_LIKE_RUN=1: what `run` (and an SDK's create) would make by default: a guest NIC
+	 * and its network thread, execs with the image's environment (benchmarks compare like
+	 * with like) */
+	const char *like_run = getenv("MLVM_LIKE_RUN");
+	if (like_run && !strcmp(like_run, "1")) {
+		o.network = true;
+		o.mtu = 1500;
+		o.block_private_ips = true;
+	}
 	struct sandbox *sb = NULL;
 	ml_loop_new(&loop);
 	if (sandbox_start(&o, loop, &events, NULL, &sb, &e) < 0)
@@ -298,6 +310,8 @@ int main(int argc, char **argv)
 	}
 	int rc = 2;
 	struct ctl *ctl = sandbox_ctl(sb);
+	if (o.network && sandbox_image_config(sb)->env)
+		exec_env = sandbox_image_config(sb)->env;
 	if (!strcmp(argv[1], "concurrent") && argc > 2)
 		rc = run_concurrent(ctl, atoi(argv[2]));
 	else if (!strcmp(argv[1], "cancel"))
