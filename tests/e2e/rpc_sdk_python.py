@@ -5,7 +5,9 @@ guest's DNS servers and web hosts are the world's). Started by rpc_sdk_python.sh
 
 VMs: A (resources, env, network options, entrypoint + port forward; exec, streams, pipes,
 files, cancel, logs, close, remove), B (privileged, image_config, allow-list, 2 vCPUs),
-C (no network), plus creates that must fail (validation -32602, after validation -32000)."""
+C (no network), plus creates that must fail (validation -32602, after validation -32000); and,
+on the wire, the allow-list changes at run time that only the Go SDK exposes."""
+import base64
 import io
 import json
 import os
@@ -17,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpcwire import Checks  # noqa: E402
+from rpcwire import Checks, Wire  # noqa: E402
 
 from matchlock import Client, Config, ImageConfig, MatchlockError, RPCError, Sandbox  # noqa: E402
 
@@ -379,11 +381,49 @@ def vm_c():
     c.close()
 
 
+# ---------------------------------------------------------------- allow-list at run time
+def allow_list_runtime():
+    """allow_list_add / allow_list_delete: of the SDKs only the Go one exposes them, so they
+    are spoken here on the wire exactly as it sends them ({"hosts": [...]})."""
+    w = Wire([BIN, "rpc"])
+    res, _ = w.call("create", {"image": IMG, "network": {"allowed_hosts": ["web.test"], "block_private_ips": True}},
+                    timeout=180)
+    if not (res or {}).get("result"):
+        T.ok("allow-list VM: create", False, res)
+        return w.kill()
+
+    def probe_w(url):
+        r, _ = w.call("exec", {"command": f"timeout 20 wget -q -O - {url} 2>&1; echo \"@rc=$?\""}, timeout=60)
+        txt = base64.b64decode((r or {}).get("result", {}).get("stdout", "")).decode(errors="replace")
+        return "@rc=0" in txt, txt
+
+    ok, txt = probe_w("http://other.test/")
+    T.ok("allow-list [web.test]: other.test refused", not ok, txt)
+    res, _ = w.call("allow_list_add", {"hosts": [" other.test ", "web.test", ""]})
+    T.eq("allow_list_add: added (trimmed, de-duplicated) and the current list",
+         {"added": ["other.test"], "allowed_hosts": ["web.test", "other.test"]}, (res or {}).get("result"))
+    ok, txt = probe_w("http://other.test/")
+    T.ok("allow_list_add: other.test reachable at once", ok and "hello from other" in txt, txt)
+    res, _ = w.call("allow_list_delete", {"hosts": ["other.test", "never.test"]})
+    T.eq("allow_list_delete: removed and the current list", {"removed": ["other.test"], "allowed_hosts": ["web.test"]},
+         (res or {}).get("result"))
+    ok, txt = probe_w("http://other.test/")
+    T.ok("allow_list_delete: other.test refused again at once", not ok, txt)
+    ok, txt = probe_w("http://web.test/")
+    T.ok("allow_list_delete: web.test still reachable", ok and "hello from web" in txt, txt)
+    res, _ = w.call("allow_list_add", {"hosts": []})
+    T.eq("allow_list_add without hosts", {"code": -32602, "message": "hosts is required"}, (res or {}).get("error"))
+    w.call("close", {"timeout_seconds": 2}, timeout=30)
+    w.close_stdin()
+    T.eq("allow-list VM: the server exits 0 after close", 0, w.wait(30))
+
+
 def main():
     failures()
     vm_a()
     vm_b()
     vm_c()
+    allow_list_runtime()
     T.eq("no QEMU outlives the clients", [], qemus())
     return T.done()
 
