@@ -29,11 +29,18 @@ void boot_std_fds(void);
 void boot_load_modules(const char *order_path, const char *dir);
 /* Finds the virtio-serial port named name and opens it (nonblocking), waiting up to timeout_ms. */
 int boot_open_port(const char *name, int timeout_ms, struct ml_err *e);
-/* Logs why, syncs and powers the VM off. PID 1 must never exit, so this never returns. */
+/* Logs why, kills every process, unmounts the extra disks, syncs and powers the VM off. PID 1
+ * must never exit, so this never returns. */
 void boot_poweroff(const char *why) __attribute__((noreturn));
 
 /* --- rootfs.c: image disk + scratch disk -> overlay root, then the runtime mounts --- */
 int rootfs_switch(struct ml_err *e);
+/* The /dev node of the disk whose virtio serial is serial, waiting up to 10 s for it to appear. */
+int rootfs_wait_disk(const char *serial, char *dev, size_t size, struct ml_err *e);
+
+/* --- disks.c: CFG_DISK extra disks, mounted after the root switch, unmounted at power-off --- */
+int disks_mount(const struct proto_config *c, struct ml_err *e);
+void disks_unmount(void);
 
 /* --- config.c: PT_CONFIG applied once --- */
 int config_apply(const struct proto_config *c, struct ml_err *e);

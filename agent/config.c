@@ -101,5 +101,7 @@ int config_apply(const struct proto_config *c, struct ml_err *e)
 		r = loopback_up(e);
 	if (r == 0 && c->network)
 		r = net_configure(c->mtu ? c->mtu : 1500, e);
+	if (r == 0)
+		r = disks_mount(c, e);
 	return r;
 }

@@ -50,6 +50,15 @@ enum proto_cfg_tag {
 	CFG_CPU_QUOTA = 5,  /* u32: cgroup cpu.max quota (us per 100000 us); 0 = unlimited */
 	CFG_MTU = 6,        /* u32 (0 = no network) */
 	CFG_NETWORK = 7,    /* u32: 1 = configure eth0 */
+	CFG_DISK = 8,       /* repeated: u32 flags (PROTO_DISK_*), u8 serial length, serial, guest mount
+			     * path (the rest of the value) */
+};
+
+#define PROTO_MAX_DISKS       32u  /* CFG_DISK entries in one CONFIG */
+#define PROTO_DISK_SERIAL_MAX 20u  /* what virtio-blk can carry */
+#define PROTO_DISK_PATH_MAX   4095u
+enum proto_disk_flags {
+	PROTO_DISK_RO = 1u << 0,  /* mount read-only (the engine attached it read-only too) */
 };
 
 /* TLV tags inside PT_EXEC */
@@ -128,11 +137,23 @@ void proto_tlv_iter_init(struct proto_tlv_iter *it, const uint8_t *p, size_t len
 int proto_tlv_next(struct proto_tlv_iter *it, struct proto_tlv *t);
 
 /* --- decoded requests (both own their strings; free with the *_free functions) --- */
+/* An extra disk to mount before READY: the block device whose virtio serial is `serial`,
+ * ext4, at `path` (absolute). */
+struct proto_disk {
+	char *serial, *path;
+	uint32_t flags;
+};
+
 struct proto_config {
 	char *hostname, *hosts, *resolv;
 	uint64_t time_ns;
 	uint32_t cpu_quota_us, mtu, network;
+	struct proto_disk *disks;
+	uint32_t n_disks;
 };
+/* Appends a disk to c (copies the strings). -EINVAL on a bad serial/path, -E2BIG past
+ * PROTO_MAX_DISKS, -ENOMEM. */
+int proto_config_add_disk(struct proto_config *c, const char *serial, const char *path, uint32_t flags);
 int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c);
 void proto_config_free(struct proto_config *c);
 int proto_config_encode(struct proto_msg *m, const struct proto_config *c);

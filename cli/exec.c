@@ -67,6 +67,15 @@ static void finish(struct xs *x, int code)
 
 /* ---- stdin -> the guest ---- */
 static void on_stdin(struct ml_loop *l, int fd, short rev, void *arg);
+static void watch_stdin(struct xs *x);
+
+/* A stdin line left: read more if we had stopped because too much was queued. */
+static void on_input_written(void *arg, bool sent)
+{
+	struct xs *x = arg;
+	if (sent && x->ready && !x->stdin_eof && !x->done)
+		watch_stdin(x);
+}
 
 static void send_input(struct xs *x, const uint8_t *d, size_t n)
 {
@@ -77,7 +86,7 @@ static void send_input(struct xs *x, const uint8_t *d, size_t n)
 		_cleanup_free_ char *b = rpc_b64_encode(d, n);
 		json_object_set_new(p, "data", json_string(b ? b : ""));
 	}
-	rpc_conn_send(x->conn, rpc_msg_notify(method, p), NULL, NULL);
+	rpc_conn_send(x->conn, rpc_msg_notify(method, p), on_input_written, x);
 }
 
 static void watch_stdin(struct xs *x)

@@ -41,9 +41,11 @@ static const struct {
 	{ "pull", NULL, cmd_pull },
 	{ "image", NULL, cmd_image },
 	{ "rpc", NULL, cmd_rpc },
+	{ "volume", NULL, cmd_volume },
+	{ "diagnose", NULL, cmd_diagnose },
 };
 
-static const char *later_cmds[] = { "build", "volume", "diagnose", "setup", "completion", NULL };
+static const char *later_cmds[] = { "build", "setup", "completion", NULL };
 
 static void root_help(void)
 {

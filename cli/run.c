@@ -1,6 +1,7 @@
 /* cli/run.c - `matchlock run`: flags, validation in the reference's order, command composition
  * (Docker semantics), then one sandbox and one exec wired to this terminal. */
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -24,6 +25,8 @@
 struct run_net {
 	struct sandbox_publish *pub;
 	size_t n_pub;
+	struct disk_spec *disks;
+	size_t n_disks;
 };
 
 struct run_flags {
@@ -43,7 +46,7 @@ static struct flag *run_flag_table(struct run_flags *f)
 		{ "image", 0, FLAG_STRING, &f->image, "Image reference (registry ref or local tag)", NULL, false, false },
 		{ "workspace", 0, FLAG_STRING, &f->workspace, "Guest mount point of the VFS tree", NULL, true, false },
 		{ "volume", 'v', FLAG_STRING_LIST, &f->volume, "host:guest[:ro|overlay|host_fs] mount (requires --workspace)", NULL, true, false },
-		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, true, false },
+		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, false, false },
 		{ "env", 'e', FLAG_STRING_ARRAY, &f->env, "Environment variable KEY=VALUE or KEY (from the host)", NULL, false, false },
 		{ "env-file", 0, FLAG_STRING_ARRAY, &f->env_file, "File of KEY=VALUE or KEY lines", NULL, false, false },
 		{ "secret", 0, FLAG_STRING_LIST, &f->secret, "Secret NAME=VALUE@host1,host2 or NAME@host1,... (value from $NAME)", NULL, true, false },
@@ -357,6 +360,45 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 	}
 }
 
+/* What `get`/`inspect` show as the VM's config: the run's options in the create-options form
+ * of the JSON-RPC protocol (secrets never included). malloc'd JSON text. */
+static char *record_json(const struct run_flags *f, const struct strv *env, const struct strv *hosts)
+{
+	json_t *envo = json_object(), *net = json_object();
+	for (size_t i = 0; i < env->n; i++) {
+		const char *eq = strchr(env->v[i], '=');
+		if (eq) {
+			_cleanup_free_ char *k = strndup(env->v[i], (size_t)(eq - env->v[i]));
+			json_object_set_new(envo, k, json_string(eq + 1));
+		}
+	}
+	json_t *allow = json_array(), *dns = json_array(), *ah = json_array();
+	for (size_t i = 0; i < f->allow_host.n; i++)
+		json_array_append_new(allow, json_string(f->allow_host.v[i]));
+	for (size_t i = 0; i < f->dns.n; i++)
+		json_array_append_new(dns, json_string(f->dns.v[i]));
+	for (size_t i = 0; i < hosts->n; i++) {
+		char ip[64], host[256];
+		if (sscanf(hosts->v[i], "%63s %255s", ip, host) == 2)
+			json_array_append_new(ah, json_pack("{s:s, s:s}", "host", host, "ip", ip));
+	}
+	json_object_set_new(net, "no_network", json_boolean(f->no_network));
+	json_object_set_new(net, "allowed_hosts", allow);
+	json_object_set_new(net, "block_private_ips", json_true());
+	json_object_set_new(net, "add_hosts", ah);
+	json_object_set_new(net, "dns_servers", dns);
+	json_object_set_new(net, "mtu", json_integer(f->mtu));
+	if (f->hostname && *f->hostname)
+		json_object_set_new(net, "hostname", json_string(f->hostname));
+	json_t *o = json_pack("{s:s, s:b, s:{s:f, s:i, s:i, s:i}, s:o, s:o}", "image", f->image, "privileged",
+			      f->privileged, "resources", "cpus", f->cpus, "memory_mb", (json_int_t)f->memory,
+			      "disk_size_mb", (json_int_t)f->disk_size, "timeout_seconds", (json_int_t)f->timeout,
+			      "network", net, "env", envo);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return s;
+}
+
 /* The VM's control socket: `matchlock exec/port-forward/allow-list` from other shells. Their
  * execs run like this run's own command (same env, workdir and user). A failure here costs
  * only that reach, not the run. */
@@ -398,7 +440,10 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		/* the reference's default for a sandbox whose network config is not given */
 		.block_private_ips = true,
 		.publish = net->pub, .n_publish = net->n_pub,
+		.disks = net->disks, .n_disks = net->n_disks,
 	};
+	_cleanup_free_ char *rec = record_json(f, env, hosts);
+	sc.record_json = rec;
 	struct run_wait w = { .loop = loop };
 	struct sandbox *sb = NULL;
 	int64_t t0 = ml_now_ms();
@@ -491,12 +536,14 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 	}
 	f.timeout_set = args_find(t, "timeout")->set;
 	struct run_net net = { 0 };
-	r = parse_network(&f, &net, e);
+	if ((r = parse_network(&f, &net, e)) == 0)
+		r = specs_disks(&f.disk, cli_settings()->volumes_dir, f.workspace, &net.disks, &net.n_disks, e);
 	if (r == 0 && f.detach)
 		r = run_detach(argc, argv, e); /* everything was checked here first: errors stay one line */
 	else if (r == 0)
 		r = run_sandbox(&f, &args, &env, &hosts, &net, e);
 	free(net.pub);
+	specs_disks_free(net.disks, net.n_disks);
 	strv_clear(&args);
 	strv_clear(&env);
 	strv_clear(&hosts);

@@ -158,3 +158,37 @@ int specs_dns_server(const char *s, struct ml_err *e)
 		return ml_err_set(e, -EINVAL, "invalid DNS server \"%s\": must be an IPv4 address", s);
 	return 0;
 }
+
+void specs_disks_free(struct disk_spec *d, size_t n)
+{
+	for (size_t i = 0; d && i < n; i++)
+		disk_spec_clear(&d[i]);
+	free(d);
+}
+
+int specs_disks(const struct strv *specs, const char *vols, const char *workspace,
+		struct disk_spec **out, size_t *n, struct ml_err *e)
+{
+	*out = NULL;
+	*n = 0;
+	if (!specs->n)
+		return 0;
+	struct disk_spec *d = calloc(specs->n, sizeof(*d));
+	if (!d) {
+		free(d);
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	}
+	int r = 0;
+	size_t got = 0;
+	for (; got < specs->n && r == 0; got++)
+		r = disk_spec_parse(specs->v[got], vols, workspace, &d[got], e);
+	if (r == 0)
+		r = disk_specs_check_set(d, got, e);
+	if (r < 0) {
+		specs_disks_free(d, got);
+		return r;
+	}
+	*out = d;
+	*n = got;
+	return 0;
+}

@@ -3,8 +3,11 @@
 #ifndef ML_CLI_SPECS_H
 #define ML_CLI_SPECS_H
 
+#include <stddef.h>
+
 #include "base/err.h"
 #include "cli/args.h"
+#include "disk/disk.h"
 
 /* Builds the environment from --env-file files (in order) then -e specs (in order); later
  * wins. KEY alone takes the host's value. Errors use the reference's wording, e.g.
@@ -18,5 +21,10 @@ int specs_add_host(const char *spec, char **line, struct ml_err *e);
 int specs_dns_server(const char *s, struct ml_err *e);
 /* -p [LOCAL:]REMOTE */
 int specs_publish(const char *spec, int *local, int *remote, struct ml_err *e);
+/* Every --disk spec (disk_spec_parse: @names from the user's volumes, checked against the
+ * workspace), then the set (count, duplicates). *out is calloc'd; free with specs_disks_free. */
+int specs_disks(const struct strv *specs, const char *volumes_dir, const char *workspace,
+		struct disk_spec **out, size_t *n, struct ml_err *e);
+void specs_disks_free(struct disk_spec *d, size_t n);
 
 #endif

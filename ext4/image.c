@@ -15,7 +15,7 @@
 #include "ext4/internal.h"
 
 #define BLOCK_SIZE 4096u
-#define MIN_IMAGE (8u << 20)
+#define MIN_IMAGE (1u << 20)
 
 static void fill_params(struct ext2_super_block *p, uint64_t size, uint64_t inodes)
 {

@@ -1,12 +1,21 @@
 /* ext4/inode.c - inode metadata, xattrs and directory links on top of libext2fs. */
 #include <errno.h>
 #include <et/com_err.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "base/cleanup.h"
 #include "ext4/internal.h"
+
+const char *ext4_strerror(errcode_t rc)
+{
+	/* libext2fs's messages live in a com_err table that is empty until registered */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, initialize_ext2_error_table);
+	return error_message(rc);
+}
 
 int ext4_errcode(errcode_t rc, struct ml_err *e, const char *what, const char *path)
 {
@@ -16,7 +25,7 @@ int ext4_errcode(errcode_t rc, struct ml_err *e, const char *what, const char *p
 		return ml_err_set(e, -ENOSPC, "%s: image is full", what);
 	if (rc == ENOMEM || rc == EXT2_ET_NO_MEMORY)
 		return ml_err_set(e, -ENOMEM, "%s: out of memory", what);
-	return ml_err_set(e, -EIO, "%s: %s", what, error_message(rc));
+	return ml_err_set(e, -EIO, "%s: %s", what, ext4_strerror(rc));
 }
 
 static uint32_t clamp_time(int64_t t)

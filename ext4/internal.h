@@ -66,6 +66,8 @@ int path_parent(struct ext4_img *img, const struct ext4_path *p, bool create,
 int path_node(struct ext4_img *img, const char *path, struct ext4_node **out, struct ml_err *e);
 
 /* inode.c */
+/* libext2fs's message for rc. */
+const char *ext4_strerror(errcode_t rc);
 int ext4_errcode(errcode_t rc, struct ml_err *e, const char *what, const char *path);
 int inode_write_meta(struct ext4_img *img, uint32_t ino, const struct ext4_entry *ent,
 		     bool fresh, struct ml_err *e);

@@ -245,7 +245,7 @@ int allow_parse(char *const *hosts, size_t n, struct allow_entry **out, size_t *
 int allow_ensure_names(struct mitm *m)
 {
 	char norm[NAME_MAX_LEN + 1];
-	bool want = m->n_add_hosts > 0;
+	bool want = false;
 
 	for (size_t i = 0; i < m->n_allow && !want; i++)
 		want = m->allow[i].kind == ENTRY_NAME;

@@ -107,9 +107,13 @@ static void on_ready(void *arg)
 		sb->ev->ready(sb->arg, sb);
 }
 
+/* The agent's line names what failed and why (a disk's mount error carries the kernel's
+ * reason): one line, without the console's tail. */
 static void on_config_failed(void *arg, const char *msg)
 {
-	boot_fail(arg, -EIO, "guest setup failed: %s", msg);
+	struct ml_err e = { 0 };
+	ml_err_set(&e, -EIO, "guest setup failed: %s", msg);
+	sb_fail(arg, &e);
 }
 
 static void on_agent_log(void *arg, const char *line)
@@ -213,7 +217,7 @@ static int fill_config(struct sandbox *sb)
 		sb->pcfg.cpu_quota_us = (uint32_t)(o->cpus * 100000.0);
 	sb->pcfg.network = o->network;
 	sb->pcfg.mtu = o->network ? o->mtu : 0;
-	return 0;
+	return sandbox_disks_config(sb->disks, &sb->pcfg, NULL);
 }
 
 /* The guest's NIC is live from the engine's start: serve it before the guest boots. */
@@ -249,6 +253,7 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 		.network = o->network, .log = sb->log, .engine = s->engine, .qemu_user_net = s->qemu_user_net,
 	};
 	vmstate_phase(sb->state_dir, sb->id, "starting", NULL);
+	vc.drives = sandbox_disks_drives(sb->disks, &vc.n_drives);
 	/* the engine's command line and the accelerator's reason belong in this VM's log */
 	struct ml_logger *prev = ml_logger_bind_thread(sb->log);
 	int r = vmm_start(&vc, &sb->vm, e);
@@ -293,6 +298,9 @@ void sb_boot_teardown(struct sandbox *sb)
 	if (sb->vm) {
 		ml_loop_unwatch(sb->loop, vmm_ctl_fd(sb->vm));
 		ml_loop_unwatch(sb->loop, vmm_console_fd(sb->vm));
+		/* writes still in the guest's page cache would be lost by a kill */
+		if (sandbox_disks_writable(sb->disks) && sb->ctl && !sb->dead && sb->configured)
+			sandbox_guest_poweroff(sb->ctl, sb->vm, 10000);
 		vmm_kill(sb->vm);
 		vmm_console_pump(sb->vm);
 	}
@@ -303,4 +311,7 @@ void sb_boot_teardown(struct sandbox *sb)
 	sb->ctl = NULL;
 	vmm_free(sb->vm);
 	sb->vm = NULL;
+	/* only now: the engine that had the disks open is gone */
+	sandbox_disks_release(sb->disks);
+	sb->disks = NULL;
 }

@@ -157,9 +157,13 @@ static int net_round(struct net *n)
 					 .events = POLLIN | (vmm_netstream_wants_write(n->ns) ? POLLOUT : 0) };
 	p[PFD_CMD] = (struct pollfd){ .fd = n->cmd_fd, .events = POLLIN };
 	p[PFD_WATCH] = (struct pollfd){ .fd = mitm_host_watch_fd(n->m), .events = POLLIN };
-	memcpy(ps, sfds, sn_n * sizeof(*p));
-	memcpy(pm, mfds, m_n * sizeof(*p));
-	memcpy(pd, dfds, d_n * sizeof(*p));
+	/* an empty slice may come as NULL, which memcpy must not see */
+	if (sn_n)
+		memcpy(ps, sfds, sn_n * sizeof(*p));
+	if (m_n)
+		memcpy(pm, mfds, m_n * sizeof(*p));
+	if (d_n)
+		memcpy(pd, dfds, d_n * sizeof(*p));
 	int pr = poll(p, PFD_FIXED + sn_n + m_n + d_n, timeout);
 	if (pr < 0 && errno != EINTR) {
 		n->end_reason = "poll failed";
@@ -296,8 +300,8 @@ int net_start(int engine_fd, const struct net_opts *o, struct net **out, struct 
 	if (!n)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	n->engine_fd = engine_fd;
-	n->log = o->log;
 	n->cmd_fd = n->ev_fd = -1;
+	n->log = o->log;
 	n->end_reason = "stopped";
 	n->frame_cap = (o->mtu ? o->mtu : 1500) + 14 + 4;
 	n->frame = malloc(n->frame_cap);

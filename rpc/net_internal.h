@@ -37,7 +37,7 @@ struct net_cmd {
 struct net {
 	int engine_fd;
 	int wake_fd;           /* eventfd: stop */
-	struct ml_logger *log; /* the sandbox's vm.log (the thread binds it) */
+	struct ml_logger *log; /* the sandbox's logger, bound to the network thread */
 	pthread_t thread;
 	bool running;
 	struct vmm_netstream *ns;

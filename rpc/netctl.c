@@ -5,7 +5,7 @@
  * touch them: it parks a command in n->cmd, wakes the thread through an eventfd and waits on a
  * condition variable; the thread runs the command between two poll rounds (never inside a
  * slirpnet or mitm callback) and marks it done. One command at a time (call_lock), so calls
- * are served in order, like the reference's serialized allow-list and port-forward requests.
+ * are served in order, as the RPC protocol serializes allow-list and port-forward requests.
  *
  * Events go the other way: mitm reports each verdict on the network thread; they are copied
  * into a bounded ring (NET_EVENTS_MAX) under the lock, and an eventfd is readable exactly

@@ -139,6 +139,10 @@ static int prepare(struct sandbox *sb, struct ml_err *e)
 	struct vmm_asset_paths paths = { s->data_dir, s->kernel, s->agent };
 	int r = vmm_assets_find(&paths, &sb->assets, e);
 	struct oci_store *store = NULL;
+	/* disks first: one another sandbox holds costs no pull, no rootfs and no boot */
+	if (r == 0 && (r = sandbox_disks_attach(sb->cfg->disks, sb->cfg->n_disks, sb->id, s->holders_dir,
+						&sb->disks, e)) < 0)
+		ml_err_wrap(e, "attaching disks");
 	if (r == 0 && (r = ml_mkdir_p(s->cache_dir, 0700)) < 0)
 		ml_err_set(e, r, "creating %s: %s", s->cache_dir, strerror(-r));
 	if (r == 0)

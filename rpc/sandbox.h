@@ -18,6 +18,7 @@
 #include "base/err.h"
 #include "base/logfile.h"
 #include "base/loop.h"
+#include "disk/disk.h"
 #include "oci/oci.h"
 #include "rpc/settings.h"
 #include "vmm/vmm.h"
@@ -47,6 +48,9 @@ struct sandbox_config {
 	bool block_private_ips;  /* refuse private-range destinations (mitm/README.md) */
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
+	const struct disk_spec *disks;  /* extra disks, checked by the caller (disk_spec_parse or
+					 * disk_spec_check); locked for the VM's life, mounted before READY */
+	size_t n_disks;
 	int boot_timeout_s;      /* 0 = settings->boot_timeout_s */
 	const char *record_json; /* the options as the VM's record shows them (`get`), or NULL */
 };
@@ -99,9 +103,11 @@ struct net *sandbox_net(struct sandbox *sb);
 /* Asks the agent to sync and power off; `dead` follows when the engine is gone. */
 int sandbox_shutdown(struct sandbox *sb);
 
-/* Stops the VM (kill: the scratch disk is throw-away and is deleted), joins the worker, frees
- * everything; with remove_state also deletes the VM's state dir (else its logs and record stay). NULL-safe. Blocks only while a
- * preparation step that cannot be interrupted (a rootfs build) finishes. */
+/* Stops the VM, joins the worker, frees everything; with remove_state also deletes the VM's
+ * state dir (else its logs, record and history stay). NULL-safe. Blocks only while a
+ * preparation step that cannot be interrupted (a rootfs build) finishes. The VM is killed (the
+ * scratch disk is throw-away and is deleted), except when it has writable extra disks: then
+ * its agent powers it off first (up to 10 s), so that what the guest wrote reaches them. */
 void sandbox_destroy(struct sandbox *sb, bool remove_state);
 
 /* Directories (malloc'd): $XDG_CACHE_HOME/matchlock or ~/.cache/matchlock; ~/.matchlock. */

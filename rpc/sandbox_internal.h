@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "rpc/disks.h"
 #include "rpc/net.h"
 #include "rpc/sandbox.h"
 
@@ -54,10 +55,11 @@ struct sandbox {
 	struct vmm *vm;
 	struct ctl *ctl;
 	struct net *net;
+	struct sandbox_disks *disks;     /* locked by the worker first thing; released after the engine */
 	struct proto_config pcfg;
 	int boot_timer;
 	int boot_secs;
-	bool configured;
+	bool configured;                 /* HELLO came: the agent can also power the guest off */
 	bool dead;
 };
 

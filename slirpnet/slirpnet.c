@@ -321,7 +321,7 @@ static int hostfwd_err(struct ml_err *e, int err, struct in_addr addr, int port)
 	char a[INET_ADDRSTRLEN], why[128];
 
 	inet_ntop(AF_INET, &addr, a, sizeof(a));
-	/* Go's wording (the reference's messages are Go's): lower-case reason. */
+	/* Go's wording, as the upstream CLI and SDKs print and match it: lower-case reason. */
 	snprintf(why, sizeof(why), "%s", strerror(err));
 	why[0] = (char)tolower((unsigned char)why[0]);
 	return ml_err_set(e, -err, "listen tcp %s:%d: bind: %s", a, port, why);
@@ -510,3 +510,5 @@ void slirpnet_stats(const struct slirpnet *sn, struct slirpnet_stats *st)
 	st->out_queued_bytes = sn->out.bytes;
 	st->bytes_per_flow = sizeof(struct nat_flow);
 }
+
+const char *slirpnet_libslirp_version(void) { return slirp_version_string(); }

@@ -177,5 +177,7 @@ int slirpnet_remove_hostfwd(struct slirpnet *sn, struct in_addr host_addr, int b
 
 void slirpnet_stats(const struct slirpnet *sn, struct slirpnet_stats *st);
 const char *slirpnet_drop_name(enum slirpnet_drop reason);
+/* The version of the libslirp we run on ("4.7.0"), for `diagnose`. */
+const char *slirpnet_libslirp_version(void);
 
 #endif

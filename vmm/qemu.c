@@ -202,6 +202,23 @@ static void log_launch(const struct vmm_config *c, char *const *argv)
 	ml_info("engine: %s", line ? line : "(out of memory)");
 }
 
+static int check_drives(const struct vmm_config *c, struct ml_err *e)
+{
+	if (c->n_drives > VMM_MAX_DRIVES)
+		return ml_err_set(e, -E2BIG, "vmm_start: %zu extra disks (at most %d)", c->n_drives, VMM_MAX_DRIVES);
+	for (size_t i = 0; i < c->n_drives; i++) {
+		const struct vmm_drive *d = &c->drives[i];
+		size_t n = d->serial ? strlen(d->serial) : 0;
+		if (!d->path || n == 0 || n > 20 || strspn(d->serial, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+			return ml_err_set(e, -EINVAL, "vmm_start: extra disk %zu needs a path and a serial of "
+					  "1-20 [a-z0-9-]", i);
+		if (access(d->path, d->readonly ? R_OK : R_OK | W_OK) < 0)
+			return ml_err_set(e, -errno, "cannot %s %s: %s", d->readonly ? "read" : "read and write",
+					  d->path, strerror(errno));
+	}
+	return 0;
+}
+
 static int check_config(const struct vmm_config *c, struct ml_err *e)
 {
 	if (!c->state_dir || !c->kernel || !c->initrd || !c->rootfs || !c->scratch)
@@ -218,7 +235,7 @@ static int check_config(const struct vmm_config *c, struct ml_err *e)
 		return ml_err_set(e, -errno, "cannot write %s: %s", c->scratch, strerror(errno));
 	if (c->mem_mb < 64)
 		return ml_err_set(e, -EINVAL, "guest memory %u MiB is too small (at least 64)", c->mem_mb);
-	return 0;
+	return check_drives(c, e);
 }
 
 /* The benchmark's baseline (QEMU's own libslirp instead of ours) is chosen by environment so
@@ -306,6 +323,25 @@ int vmm_reap(struct vmm *vm, int *status)
 	if (status)
 		*status = vm->status;
 	return 1;
+}
+
+int vmm_wait_exit(struct vmm *vm, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	bool eof = vm->con.fd < 0;
+	while (!vmm_reap(vm, NULL)) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (eof) { /* it closed its output and is exiting: only the reap is left */
+			usleep(5000);
+			continue;
+		}
+		struct pollfd p = { .fd = vm->con.fd, .events = POLLIN };
+		if (poll(&p, 1, left > 50 ? 50 : (int)left) > 0)
+			eof = vmm_console_pump(vm) == -EPIPE;
+	}
+	return 0;
 }
 
 void vmm_kill(struct vmm *vm)

@@ -140,6 +140,27 @@ static void add_kernel(struct argv_builder *b, const struct vmm_config *c, unsig
 	add(b, "chardev:con0");
 }
 
+/* format=raw always: QEMU must never probe a user's file for a format (a raw disk holding a
+ * qcow2 header would otherwise make QEMU open the backing file it names). werror=report: the
+ * default stops the whole VM when the host's disk is full, which would hang the sandbox; the
+ * guest gets an I/O error instead. */
+static void add_extra_drives(struct argv_builder *b, const struct vmm_config *c)
+{
+	for (size_t i = 0; i < c->n_drives && !b->err; i++) {
+		const struct vmm_drive *d = &c->drives[i];
+		_cleanup_free_ char *path = qemu_escape(d->path);
+		if (!path) {
+			b->err = -ENOMEM;
+			return;
+		}
+		add(b, "-drive");
+		add(b, "id=xd%zu,file=%s,format=raw,if=none,%s,werror=report,rerror=report", i, path,
+		    d->readonly ? "readonly=on" : "discard=unmap");
+		add(b, "-device");
+		add(b, "virtio-blk-device,drive=xd%zu,serial=%s", i, d->serial);
+	}
+}
+
 static void add_disks(struct argv_builder *b, const struct vmm_config *c)
 {
 	_cleanup_free_ char *root = qemu_escape(c->rootfs), *scratch = qemu_escape(c->scratch);
@@ -155,9 +176,10 @@ static void add_disks(struct argv_builder *b, const struct vmm_config *c)
 	 * loses nothing anyone keeps: cache=unsafe lets the guest's flushes return at once.
 	 * discard=unmap gives the space of deleted guest files back to the sparse file. */
 	add(b, "-drive");
-	add(b, "id=scratch,file=%s,format=raw,if=none,cache=unsafe,discard=unmap", scratch);
+	add(b, "id=scratch,file=%s,format=raw,if=none,cache=unsafe,discard=unmap,werror=report", scratch);
 	add(b, "-device");
 	add(b, "virtio-blk-device,drive=scratch,serial=scratch");
+	add_extra_drives(b, c);
 }
 
 static void add_channels(struct argv_builder *b, const char *ctl_path)

@@ -31,6 +31,9 @@ struct vmm_asset_paths {
 /* Finds and checks the assets. A missing kernel is an error that names the set-up step to
  * run. paths may be NULL (all defaults). */
 int vmm_assets_find(const struct vmm_asset_paths *paths, struct vmm_assets *a, struct ml_err *e);
+/* Only where they would be (data_dir, kernel, modules_dir, agent; kver stays NULL), nothing
+ * checked: for `diagnose`, which checks each itself. */
+int vmm_assets_paths(const struct vmm_asset_paths *paths, struct vmm_assets *a, struct ml_err *e);
 void vmm_assets_free(struct vmm_assets *a);
 
 /* Builds (or reuses) the initramfs: a newc cpio written by our code holding the agent as /init,
@@ -38,6 +41,10 @@ void vmm_assets_free(struct vmm_assets *a);
  * <cache_dir>/initramfs/<key>.cpio, where key covers the agent's bytes, the kernel version and
  * the module list, so a new agent or kernel gives a new file. *path is malloc'd. */
 int vmm_initramfs(const struct vmm_assets *a, const char *cache_dir, char **path, struct ml_err *e);
+
+/* The engine binary: override (the caller's $MATCHLOCK_QEMU) if set, else qemu-system-x86_64
+ * from $PATH (malloc'd). A missing one is an error naming the package to install. */
+int vmm_qemu_binary(const char *override, char **path, struct ml_err *e);
 
 /* ---- accelerator ---- */
 enum vmm_accel { VMM_ACCEL_AUTO = 0, VMM_ACCEL_KVM, VMM_ACCEL_TCG };
@@ -49,12 +56,24 @@ enum vmm_accel vmm_accel_choose(const char *mode, char *reason, size_t reason_le
 unsigned long vmm_host_tsc_khz(void);
 
 /* ---- one VM ---- */
+/* A disk beyond the image and scratch disks (a named volume, a --disk file): persistent, so it
+ * uses the host's page cache with the guest's flushes honoured, and I/O errors (a full host
+ * disk) go to the guest instead of pausing the VM. */
+struct vmm_drive {
+	const char *path;
+	const char *serial;      /* the guest finds it by /sys/block/vdX/serial: [a-z0-9-], 1..20 bytes */
+	bool readonly;           /* read-only to the engine (the guest cannot write it at all) */
+};
+#define VMM_MAX_DRIVES 16
+
 struct vmm_config {
 	const char *state_dir;   /* per-VM dir (0700): ctl.sock etc. go here */
 	const char *kernel;
 	const char *initrd;
 	const char *rootfs;      /* image rootfs ext4, attached read-only (serial "rootfs") */
 	const char *scratch;     /* per-VM sparse ext4, read-write (serial "scratch") */
+	const struct vmm_drive *drives;  /* extra disks, after those two (at most VMM_MAX_DRIVES) */
+	size_t n_drives;
 	unsigned vcpus;
 	unsigned mem_mb;
 	enum vmm_accel accel;    /* resolved, not AUTO */
@@ -82,6 +101,9 @@ pid_t vmm_pid(const struct vmm *vm);
 /* The guest NIC's frame stream (nonblocking, owned by vm), or -1 when the VM has no NIC or
  * uses QEMU's own user networking. Frames travel as vmm_netstream describes. */
 int vmm_net_fd(const struct vmm *vm);
+/* Waits up to timeout_ms for the engine to exit by itself (the guest powered off), pumping the
+ * console meanwhile. 0 once it has exited and been reaped, -ETIMEDOUT if it still runs. */
+int vmm_wait_exit(struct vmm *vm, int timeout_ms);
 /* Non-blocking: 1 and *status if the engine exited, 0 if still running. */
 int vmm_reap(struct vmm *vm, int *status);
 /* SIGKILL the engine and reap it (idempotent). */

@@ -78,9 +78,6 @@ int vmm_initramfs_key(const struct vmm_assets *a, const void *agent, size_t agen
 		      char *const *modules, char key[65], struct ml_err *e);
 
 /* ---- engine argv (qemu_args.c) ---- */
-/* Resolves the engine binary: override (the caller's $MATCHLOCK_QEMU) if set, else
- * qemu-system-x86_64 from $PATH. */
-int vmm_qemu_binary(const char *override, char **path, struct ml_err *e);
 /* Builds the full argv (NULL-terminated, argv[0] = binary) for config c with the control socket
  * at ctl_path and, when c->network, the frame socket at net_path (NULL: QEMU's own user
  * networking, the benchmark's baseline). tsc_khz 0 leaves tsc_early_khz out. */

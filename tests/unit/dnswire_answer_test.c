@@ -1,4 +1,4 @@
-/* tests/unit/slirpnet_dns_test.c - dnswire/answer.c, the reader of upstream DNS replies:
+/* tests/unit/dnswire_answer_test.c - dnswire/answer.c, the reader of upstream DNS replies:
  * A answers and CNAME chains give the right addresses and smallest TTL; compression is
  * followed; pointer loops, forward and out-of-bounds pointers, over-long names, reserved label
  * types, wrong counts, trailing bytes and bad rdata lengths are refused; replies that say

@@ -511,6 +511,26 @@ static void argv_network_stream_or_baseline(void **state)
 	assert_true(argv_has(u, "-netdev", "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3"));
 }
 
+static void argv_extra_drives_raw_ro_and_reported_errors(void **state)
+{
+	(void)state;
+	const struct vmm_drive d[] = { { "/v/a,b.ext4", "disk0", false }, { "/v/ro.ext4", "disk1", true } };
+	struct vmm_config c = { .state_dir = "/s", .kernel = "/k", .initrd = "/i", .rootfs = "/r",
+				.scratch = "/scr", .vcpus = 1, .mem_mb = 256, .accel = VMM_ACCEL_TCG,
+				.drives = d, .n_drives = 2 };
+	_cleanup_strv_ char **a = NULL;
+	struct ml_err e = { 0 };
+	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", NULL, 0, &a, &e), 0);
+	assert_true(argv_has(a, "-drive", "id=xd0,file=/v/a,,b.ext4,format=raw,if=none,discard=unmap,"
+			     "werror=report,rerror=report"));
+	assert_true(argv_has(a, "-device", "virtio-blk-device,drive=xd0,serial=disk0"));
+	assert_true(argv_has(a, "-drive", "id=xd1,file=/v/ro.ext4,format=raw,if=none,readonly=on,"
+			     "werror=report,rerror=report"));
+	assert_true(argv_has(a, "-device", "virtio-blk-device,drive=xd1,serial=disk1"));
+	assert_true(argv_has(a, "-drive", "id=scratch,file=/scr,format=raw,if=none,cache=unsafe,"
+			     "discard=unmap,werror=report"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +550,7 @@ int main(void)
 		cmocka_unit_test(console_log_stops_at_the_budget),
 		cmocka_unit_test(console_read_drains_a_pipe_and_reports_eof),
 		cmocka_unit_test(argv_has_devices_and_escapes_commas),
+		cmocka_unit_test(argv_extra_drives_raw_ro_and_reported_errors),
 	};
 	return cmocka_run_group_tests(tests, setup_data_dir, teardown_data_dir);
 }
