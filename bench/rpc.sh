@@ -14,15 +14,15 @@ set -u
 declare -F row >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RN=${BENCH_RTT:-500}
 RB=${BENCH_RPC_BOOTS:-5}
-rb() { PYTHONPATH=${MATCHLOCK_PY_SDK:-} MLVM_LIKE_RUN=1 MATCHLOCK_DATA_DIR=$REPO/build/lib/matchlock timeout 1800 python3 "$REPO/bench/rpcbench.py" "$ML" "$REPO/build/tests/tools/mlvm" "$@"; }
-rb rtt "$RN" >"$W/rpc-rtt" 2>&1 || cat "$W/rpc-rtt"
-f() { awk -v k="$1" -v f="$2" '$1 == k { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == f) print a[2] } }' "$W/rpc-rtt"; }
-i50=$(f internal p50_us); i99=$(f internal p99_us); s50=$(f internal-sh p50_us); s99=$(f internal-sh p99_us)
-w50=$(f wire p50_us); w99=$(f wire p99_us); st50=$(f wire-status p50_us); gs=$(f guest-spawn avg_us)
+rpc_run() { PYTHONPATH=${MATCHLOCK_PY_SDK:-} MLVM_LIKE_RUN=1 MATCHLOCK_DATA_DIR=$REPO/build/lib/matchlock timeout 1800 python3 "$REPO/bench/rpcbench.py" "$ML" "$REPO/build/tests/tools/mlvm" "$@"; }
+rpc_run rtt "$RN" >"$W/rpc-rtt" 2>&1 || cat "$W/rpc-rtt"
+rpc_f() { awk -v k="$1" -v f="$2" '$1 == k { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == f) print a[2] } }' "$W/rpc-rtt"; }
+i50=$(rpc_f internal p50_us); i99=$(rpc_f internal p99_us); s50=$(rpc_f internal-sh p50_us); s99=$(rpc_f internal-sh p99_us)
+w50=$(rpc_f wire p50_us); w99=$(rpc_f wire p99_us); st50=$(rpc_f wire-status p50_us); gs=$(rpc_f guest-spawn avg_us)
 if grep -q '^sdk skipped' "$W/rpc-rtt"; then
 	echo "rpc: SDK figures skipped: MATCHLOCK_PY_SDK is not set"
 else
-	p50=$(f sdk p50_us); p99=$(f sdk p99_us)
+	p50=$(rpc_f sdk p50_us); p99=$(rpc_f sdk p99_us)
 	row "exec true RTT p50, Python SDK (us)" "$p50" "$s50" "library exec of sh -c true" "$(ratio "$p50" "$s50")" "<= 1.2"
 	row "exec true RTT p99, Python SDK (us)" "$p99" "$s99" "library exec of sh -c true" "$(ratio "$p99" "$s99")" "-"
 	row "exec true RTT p50, Python SDK (us)" "$p50" "$i50" "library exec of true (run's argv)" "$(ratio "$p50" "$i50")" "-"
@@ -33,7 +33,7 @@ row "exec true RTT p99, wire client (us)" "$w99" "$s99" "library exec of sh -c t
 row "rpc status RTT p50, wire (us)" "$st50" "$s50" "no guest: the server's own path" "$(ratio "$st50" "$s50")" "-"
 grep -- '-rounds' "$W/rpc-rtt" | sed 's/^/rpc: p50 ratio per set of VMs, /' 
 row "library exec RTT p50/p99 (us)" "$i50/$i99" "$s50/$s99" "true vs sh -c true" "$(ratio "$i50" "$s50")" "-"
-rb create "$RB" >"$W/rpc-create" 2>&1 || cat "$W/rpc-create"
+rpc_run create "$RB" >"$W/rpc-create" 2>&1 || cat "$W/rpc-create"
 if grep -q '^create skipped' "$W/rpc-create"; then
 	echo "rpc: create figure skipped: MATCHLOCK_PY_SDK is not set"
 else
