@@ -88,23 +88,45 @@ struct creating {
 	struct rpc_server *srv;
 	struct rpc_req *req;
 	struct rpc_create *c;
+	int fail_code;
+	char *fail_msg;
 };
 
+static void create_fail_now(struct ml_loop *l, void *arg)
+{
+	(void)l;
+	struct creating *cr = arg;
+	struct rpc_server *s = cr->srv;
+	/* unless the client's end closed this VM meanwhile (then c is already freed) */
+	if (s->vm.create == cr->c) {
+		rpc_server_unlisten(s); /* ev_ready may have opened the VM's control socket */
+		if (s->vm.events_watch >= 0)
+			ml_loop_unwatch(s->o.loop, s->vm.events_watch);
+		s->vm.events_watch = -1;
+		if (s->vm.sb) {
+			exec_ops_vm_gone(s, true);
+			sandbox_destroy(s->vm.sb, true);
+			s->vm.sb = NULL;
+		}
+		s->vm.ready = false;
+		s->vm.owned = false;
+		free_defaults(&s->vm.def);
+		rpc_create_free(cr->c);
+		s->vm.create = NULL;
+	}
+	rpc_reply_error(cr->req, cr->fail_code, "%s", cr->fail_msg ? cr->fail_msg : "create VM: out of memory");
+	free(cr->fail_msg);
+	free(cr);
+}
+
+/* Failures arrive inside the sandbox's own callbacks (an entrypoint's EXIT is reported from
+ * the middle of its control channel's dispatch): the sandbox is destroyed, and the request
+ * answered, on the next loop round. */
 static void create_fail(struct creating *cr, int code, const char *msg)
 {
-	struct rpc_server *s = cr->srv;
-	if (s->vm.sb) {
-		exec_ops_vm_gone(s);
-		sandbox_destroy(s->vm.sb, true);
-		s->vm.sb = NULL;
-	}
-	s->vm.ready = false;
-	s->vm.owned = false;
-	free_defaults(&s->vm.def);
-	rpc_create_free(cr->c);
-	s->vm.create = NULL;
-	rpc_reply_error(cr->req, code, "%s", msg);
-	free(cr);
+	cr->fail_code = code;
+	cr->fail_msg = strdup(msg);
+	ml_loop_timer(cr->srv->o.loop, 0, create_fail_now, cr);
 }
 
 static void create_ok(struct creating *cr)
@@ -176,7 +198,7 @@ static void ev_dead(void *arg, struct sandbox *sb, const char *msg)
 	(void)sb;
 	struct rpc_server *s = arg;
 	ml_warn("the VM died: %s", msg);
-	exec_ops_vm_gone(s);
+	exec_ops_vm_gone(s, false); /* the sandbox (and its channel) lives until close */
 }
 
 static const struct sandbox_events create_events = {
@@ -247,8 +269,10 @@ static void close_finish(struct closing *cl)
 		ml_loop_unwatch(s->o.loop, s->vm.events_watch);
 	s->vm.events_watch = -1;
 	struct sandbox *sb = s->vm.sb;
-	if (sb && s->vm.owned)
+	if (sb && s->vm.owned) {
+		exec_ops_vm_gone(s, true);
 		sandbox_destroy(sb, false); /* records it stopped, keeps its logs */
+	}
 	s->vm.sb = NULL;
 	s->vm.ready = false;
 	s->vm.owned = false;
@@ -297,7 +321,7 @@ void rpc_vm_close(struct rpc_server *s, int timeout_ms, void (*done)(void *arg),
 	rpc_launch_stop(s);
 	rpc_server_cancel_all(s);
 	if (s->vm.sb && s->vm.ready)
-		exec_ops_vm_gone(s);
+		exec_ops_vm_gone(s, false); /* close_finish drops the rest before the destroy */
 	/* graceful: the agent syncs and powers off; the engine's exit ends the wait early */
 	if (s->vm.sb && s->vm.ready && timeout_ms > 0 && sandbox_set_events(s->vm.sb, &closing_events, cl) == 0 &&
 	    sandbox_shutdown(s->vm.sb) == 0) {
@@ -354,7 +378,7 @@ void rpc_server_detach(struct rpc_server *s)
 	s->vm.events_watch = -1;
 	rpc_server_cancel_all(s);
 	if (s->vm.sb)
-		exec_ops_vm_gone(s);
+		exec_ops_vm_gone(s, true); /* its creator destroys it (and the channel) next */
 	s->vm.sb = NULL;
 	s->vm.ready = false;
 	free_defaults(&s->vm.def);

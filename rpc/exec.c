@@ -329,9 +329,13 @@ int exec_op_start(struct exec_op *op, const struct proto_exec *x)
 	return 0;
 }
 
-/* The VM is going away: no op may touch its control channel again. Requests still waiting
- * are answered (cancelled if they were, else the VM's end). */
-void exec_ops_vm_gone(struct rpc_server *s)
+/* The VM is going away: no op may touch it again, and requests still waiting are answered
+ * (cancelled if they were, else the VM's end). Each op keeps the guest's reference while the
+ * control channel lives, because the channel still reports every stream's end (EXIT, or a
+ * failure when it breaks) and calls back into the op; only when the channel is about to be
+ * freed (channel_freed: sandbox_destroy follows) does no report come, and the reference goes
+ * here. (A graceful close or a dead engine must not free ops the channel still holds.) */
+void exec_ops_vm_gone(struct rpc_server *s, bool channel_freed)
 {
 	for (struct exec_op *op = s->ops; op; op = op->next)
 		op->vm_gone = true;
@@ -347,7 +351,7 @@ void exec_ops_vm_gone(struct rpc_server *s)
 		if (op->req)
 			answer_error(op, op->req->cancelled ? RPC_CANCELLED : RPC_VM_FAILED,
 				     op->req->cancelled ? "context canceled" : "the VM was closed");
-		if (!op->exited) {
+		if (channel_freed && !op->exited) {
 			op->exited = true;
 			op_unref(op); /* the guest's reference: no EXIT will come */
 		}

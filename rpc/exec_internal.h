@@ -51,6 +51,8 @@ struct exec_op {
 struct exec_op *exec_op_new(struct rpc_server *s, struct rpc_req *r, enum exec_mode mode);
 /* Sends the exec; on failure the request is answered and the op released. */
 int exec_op_start(struct exec_op *op, const struct proto_exec *x);
-void exec_ops_vm_gone(struct rpc_server *s);
+/* The VM is closing or dead: answer what waits, touch the VM no more. channel_freed: the
+ * control channel is freed next (no stream end will be reported). */
+void exec_ops_vm_gone(struct rpc_server *s, bool channel_freed);
 
 #endif

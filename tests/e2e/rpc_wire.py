@@ -100,6 +100,12 @@ def bad_input_before_create(w):
     res, _ = w.call("create", {"image": "localhost:1/nosuch/image:1"}, timeout=60)
     T.ok("create: an image that cannot be pulled: -32000 with the pull's reason",
          (res or {}).get("error", {}).get("code") == -32000 and "nosuch/image" in res["error"]["message"], res)
+    res, _ = w.call("create", {"image": IMG, "launch_entrypoint": True,
+                               "image_config": {"entrypoint": ["sh", "-c"], "cmd": ["exit 42"]}}, timeout=120)
+    T.eq("create: an entrypoint exiting 42", {"code": -32000, "message": "start image entrypoint: exit code 42"},
+         (res or {}).get("error"))
+    res, _ = w.call("cancel", {"id": 12345})
+    T.eq("... and the server keeps serving", {"cancelled": False}, (res or {}).get("result"))
     T.eq("a failed create leaves no VM behind", [], sorted(os.listdir(os.path.join(HOME, ".matchlock", "vms")))
          if os.path.isdir(os.path.join(HOME, ".matchlock", "vms")) else [])
 
@@ -283,16 +289,21 @@ def main():
         hwm = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
     T.ok(f"memory stays bounded with big lines (peak RSS {hwm // 1024} MiB < 400)", hwm < 400 * 1024, hwm)
 
-    # a second create closes the first VM (no leak)
-    res, _ = w.call("create", {"image": IMG}, timeout=120)
+    # a second create closes the first VM (no leak); its entrypoint keeps running (past the
+    # 500 ms launch wait), so the graceful close below has a guest command in flight
+    res, _ = w.call("create", {"image": IMG, "launch_entrypoint": True,
+                               "image_config": {"entrypoint": ["sh", "-c"], "cmd": ["echo ep-running; sleep 600"]}}, timeout=120)
     vm2 = (res or {}).get("result", {}).get("id", "")
     T.ok("a second create gives a new VM", vm2 and vm2 != vm, res)
     T.eq("the first VM is recorded stopped", ["stopped", 0], [record(vm).get("status"), record(vm).get("pid")])
+    res, _ = w.call("exec", {"command": "ps -o args | grep -c '^sleep 600'"})
+    T.eq("launch_entrypoint: a long-running entrypoint is still running after create", b"1\n",
+         unb64((res or {}).get("result", {}).get("stdout", "")))
 
     res, _ = w.call("close", {"timeout_seconds": 2}, timeout=30)
     T.eq("close: {}", {"jsonrpc": "2.0", "result": {}, "id": res and res.get("id")}, res)
     w.close_stdin()
-    T.eq("the server exits 0 after close", 0, w.wait(30))
+    T.eq("the server exits 0 after a graceful close with the entrypoint running", 0, w.wait(30))
     T.eq("close: record stopped, pid 0", ["stopped", 0], [record(vm2).get("status"), record(vm2).get("pid")])
     T.ok("close: logs kept", os.path.exists(os.path.join(HOME, ".matchlock", "vms", vm2, "logs", "vm.log")))
     T.ok("close: the scratch disk is gone", not os.path.exists(os.path.join(HOME, ".matchlock", "vms", vm2, "scratch.ext4")))
