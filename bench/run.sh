@@ -104,3 +104,6 @@ row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(r
 
 # --- issue 10: exec round trip and create through `matchlock rpc` (Python SDK, wire client) ---
 . bench/rpc.sh
+
+# --- issue 12: exec into a running VM from another process; run -d to first exec ---
+. bench/vm.sh
