@@ -42,7 +42,7 @@ mlw allow-list add vm-0000dead web.test >/dev/null 2>"$T_TMP/e"
 check_eq "allow-list on an unknown VM" "VM not found vm-0000dead: VM vm-0000dead not found" "$(cat "$T_TMP/e")"
 
 # port-forward at run time: a guest echo server, reached from the host side as the test user
-mlw exec "$id" -- sh -c 'nc -lk -p 8080 -e /bin/cat >/dev/null 2>&1 &' >/dev/null
+mlw exec "$id" -- sh -c 'nc -ll -p 8080 -e /bin/cat >/dev/null 2>&1 &' >/dev/null
 port=$(in_world python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mlw_bg port-forward "$id" "$port:8080" 2>"$T_TMP/pf.err"
 pf=$ML_PID
