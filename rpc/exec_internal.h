@@ -55,4 +55,8 @@ int exec_op_start(struct exec_op *op, const struct proto_exec *x);
  * control channel is freed next (no stream end will be reported). */
 void exec_ops_vm_gone(struct rpc_server *s, bool channel_freed);
 
+/* files.c: the agent's `list` records (guest bytes, all lengths checked) as the protocol's
+ * sorted FileInfo array; NULL if malformed. Exposed for the fuzz target. */
+json_t *rpc_listing_decode(const uint8_t *data, size_t len);
+
 #endif

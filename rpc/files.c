@@ -152,6 +152,35 @@ static int cmp_name(const void *a, const void *b)
 		      json_string_value(json_object_get(*(json_t *const *)b, "name")));
 }
 
+/* A guest file name as a JSON string: invalid UTF-8 bytes become U+FFFD, as Go's encoder
+ * does, so one odd name cannot make the whole listing fail. */
+static json_t *name_json(const char *p, size_t n)
+{
+	char out[255 * 3 + 1];
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char ch = (unsigned char)p[i];
+		size_t len = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3 : (ch & 0xf8) == 0xf0 ? 4 : 0;
+		bool good = len > 0 && i + len <= n;
+		for (size_t k = 1; good && k < len; k++)
+			good = ((unsigned char)p[i + k] & 0xc0) == 0x80;
+		json_t *probe = good && len > 1 ? json_stringn(p + i, len) : NULL;
+		if (len > 1 && !probe)
+			good = false; /* overlong forms and surrogates: jansson knows them */
+		json_decref(probe);
+		if (good) {
+			memcpy(out + o, p + i, len);
+			o += len;
+			i += len;
+		} else {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	return json_stringn(out, o);
+}
+
 static json_t *entry_json(struct cursor *c)
 {
 	uint16_t nl = cur_u16(c);
@@ -166,30 +195,31 @@ static json_t *entry_json(struct cursor *c)
 	time_t t = (time_t)mtime;
 	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(when, sizeof(when), "0001-01-01T00:00:00Z");
-	json_t *o = json_pack("{s:s%, s:I, s:I, s:s, s:b}", "name", name, (size_t)nl, "size", (json_int_t)size,
+	json_t *o = json_pack("{s:o, s:I, s:I, s:s, s:b}", "name", name_json(name, nl), "size", (json_int_t)size,
 			      "mode", (json_int_t)go_file_mode(mode), "mod_time", when, "is_dir",
 			      (mode & 0170000) == 0040000);
 	return o;
 }
 
-static void list_done(struct exec_op *op, struct rpc_req *r, int code, const char *msg)
+json_t *rpc_listing_decode(const uint8_t *data, size_t len)
 {
-	if (file_failed(op, code, msg, r))
-		return;
 	/* the records come from the guest: every length is checked before use */
-	struct cursor c = { .b = { op->out[1].buf, op->out[1].len } };
+	struct cursor c = { .b = { data, len } };
 	json_t *files = json_array();
 	while (files && cur_left(&c) > 0) {
 		json_t *f = entry_json(&c);
 		if (!f) {
 			json_decref(files);
-			rpc_reply_error(r, RPC_FILE_FAILED, "guest file operation: malformed directory listing");
-			return;
+			return NULL;
 		}
 		json_array_append_new(files, f);
 	}
 	size_t n = json_array_size(files);
 	json_t **v = calloc(n + 1, sizeof(*v));
+	if (!v) {
+		json_decref(files);
+		return NULL;
+	}
 	for (size_t i = 0; v && i < n; i++)
 		v[i] = json_incref(json_array_get(files, i));
 	if (v)
@@ -198,6 +228,18 @@ static void list_done(struct exec_op *op, struct rpc_req *r, int code, const cha
 	for (size_t i = 0; v && i < n; i++)
 		json_array_append_new(files, v[i]);
 	free(v);
+	return files;
+}
+
+static void list_done(struct exec_op *op, struct rpc_req *r, int code, const char *msg)
+{
+	if (file_failed(op, code, msg, r))
+		return;
+	json_t *files = rpc_listing_decode(op->out[1].buf, op->out[1].len);
+	if (!files) {
+		rpc_reply_error(r, RPC_FILE_FAILED, "guest file operation: malformed directory listing");
+		return;
+	}
 	rpc_reply(r, json_pack("{s:o}", "files", files));
 }
 
