@@ -33,11 +33,11 @@ static bool files_wanted(const struct vmm_config *c) { return c->files; }
 
 const struct vmm_chan_def vmm_chans[VMM_CHAN_COUNT] = {
 	[VMM_CHAN_CTL] = { .what = "control", .sock = "ctl.sock", .kind = VMM_CHAN_SERIAL,
-			   .id = "ctl", .port = "org.matchlock.ctl", .wanted = always },
+			   .id = "ctl", .port = PROTO_PORT_CTL, .wanted = always },
 	[VMM_CHAN_NET] = { .what = "network", .sock = "net.sock", .kind = VMM_CHAN_NETDEV,
 			   .id = "n0", .wanted = net_wanted },
 	[VMM_CHAN_FILES] = { .what = "files", .sock = "files.sock", .kind = VMM_CHAN_SERIAL,
-			     .id = "files", .port = "org.matchlock.files", .wanted = files_wanted },
+			     .id = "files", .port = PROTO_PORT_FILES, .wanted = files_wanted },
 };
 
 int vmm_chan_listen(const char *path, const char *what, struct ml_err *e)
