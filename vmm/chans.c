@@ -21,13 +21,9 @@ static bool always(const struct vmm_config *c)
 	return true;
 }
 
-/* MATCHLOCK_NET_BACKEND=qemu-user gives QEMU's own user networking instead of the frame
- * stream (the benchmark's baseline): the NIC then exists without this channel. */
-static bool net_wanted(const struct vmm_config *c)
-{
-	const char *b = getenv("MATCHLOCK_NET_BACKEND");
-	return c->network && !(b && !strcmp(b, "qemu-user"));
-}
+/* The benchmark's baseline (qemu_user_net: QEMU's own user networking instead of the frame
+ * stream) has a NIC without this channel. */
+static bool net_wanted(const struct vmm_config *c) { return c->network && !c->qemu_user_net; }
 
 static bool files_wanted(const struct vmm_config *c) { return c->files; }
 

@@ -1,10 +1,11 @@
 /* vmm/qemu.c - one VM: launch the engine as our child, wait for its channels, watch it, kill it.
  *
- * Order matters: every channel socket (chans.c) listens before QEMU starts, because a QEMU
- * client chardev that finds no listener fails (and a netdev one runs on silently dead). QEMU
- * connects at start-up, long before the guest boots, so the accepts here are quick; the guest's
- * agent then opens its end of the control port and says PT_HELLO on the connection we hold. We
- * never half-close a serial connection: virtio-serial would drop the channel for good. */
+ * Order matters (docs/guest-traps.md): every channel socket (chans.c) listens before QEMU
+ * starts, because a QEMU client chardev that finds no listener fails (and a netdev one runs on
+ * silently dead). QEMU connects at start-up, long before the guest boots, so the accepts here
+ * are quick; the guest's agent then opens its end of the control port and says PT_HELLO on the
+ * connection we hold. We never half-close a serial connection: virtio-serial would drop the
+ * channel for good. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -152,7 +153,7 @@ static const char *accel_name(enum vmm_accel a)
 static void log_launch(const struct vmm_config *c, char *const *argv)
 {
 	char reason[320];
-	enum vmm_accel auto_pick = vmm_accel_choose(reason, sizeof(reason));
+	enum vmm_accel auto_pick = vmm_accel_choose(NULL, reason, sizeof(reason));
 	if (auto_pick == c->accel)
 		ml_info("accelerator %s (%s)", accel_name(c->accel), reason);
 	else
@@ -185,7 +186,7 @@ static int start(struct vmm *vm, const struct vmm_config *c, struct ml_err *e)
 {
 	_cleanup_free_ char *bin = NULL;
 	_cleanup_strv_ char **argv = NULL;
-	int r = vmm_qemu_binary(&bin, e);
+	int r = vmm_qemu_binary(c->engine, &bin, e);
 	if (r < 0)
 		return r;
 	if ((r = vmm_chans_listen(vm, c, e)) < 0)
@@ -213,7 +214,7 @@ int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
 	if (!vm)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	vmm_chans_init(vm);
-	vmm_console_init(&vm->con, -1, c->log_fd, c->log_cap);
+	vmm_console_init(&vm->con, -1, c->log);
 	vm->reaped = true; /* nothing to reap until spawn() */
 	if ((r = start(vm, c, e)) < 0) {
 		vmm_free(vm);
