@@ -20,6 +20,7 @@
 #include "base/loop.h"
 #include "oci/oci.h"
 #include "rpc/settings.h"
+#include "vfs/vfs.h"
 #include "vmm/vmm.h"
 
 #define SANDBOX_DEFAULT_IMAGE "matchlock/default:latest"
@@ -48,6 +49,9 @@ struct sandbox_config {
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
 	int boot_timeout_s;      /* 0 = settings->boot_timeout_s */
+	/* The workspace (NULL: none): mounts opened and overlay snapshots taken while preparing,
+	 * served over the files channel from boot. Its owner defaults to the image's USER. */
+	const struct vfs_config *vfs;
 };
 
 /* Where creation is; the progress event says which step starts (text: a line for the user). */
@@ -84,6 +88,8 @@ bool sandbox_is_ready(const struct sandbox *sb);
 /* Valid once ready. */
 const struct oci_config *sandbox_image_config(const struct sandbox *sb);
 struct ctl *sandbox_ctl(struct sandbox *sb);
+/* The workspace (files API, file events), or NULL without one. Valid once ready. */
+struct vfs *sandbox_vfs(struct sandbox *sb);
 /* The sandbox's vm.log (valid once `progress` or any later event was delivered; may be NULL
  * before the state dir exists). Command output the caller wants logged goes here. */
 struct ml_logger *sandbox_logger(struct sandbox *sb);

@@ -21,6 +21,7 @@
  * (writev, retried on partial writes). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -188,6 +189,15 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&v->rd_mu); /* the read token */
 		size_t len = 0;
 		int r = __atomic_load_n(&v->stopping, __ATOMIC_ACQUIRE) ? -EPIPE : read_message(w, &len);
+		/* the agent's hello (the owner of the files) must be in place before any request
+		 * behind it is served: it is served before the token is passed on */
+		uint32_t op = 0;
+		if (r == 0)
+			memcpy(&op, w->req + offsetof(struct fuse_in_header, opcode), sizeof(op));
+		if (r == 0 && op == VFS_AGENT_HELLO) {
+			serve(w, len);
+			len = 0;
+		}
 		pthread_mutex_unlock(&v->rd_mu);
 		if (r < 0) {
 			if (r != -EPIPE && !__atomic_load_n(&v->stopping, __ATOMIC_ACQUIRE))
@@ -195,7 +205,8 @@ static void *worker_main(void *arg)
 			stop_all(v);
 			break;
 		}
-		serve(w, len);
+		if (len)
+			serve(w, len);
 	}
 	free(w->req);
 	free(w->rep);

@@ -62,9 +62,9 @@ static int relative(struct vfs *v, const char *path, char *rel, size_t n)
 static int walk_parent(struct vfs *v, char *rel, bool mkdirs, struct node **dir, char **last)
 {
 	struct node *d = v->root;
-	tree_lock(v);
-	tree_ref(d);
-	tree_unlock(v);
+	vtree_lock(v);
+	vtree_ref(d);
+	vtree_unlock(v);
 	char *p = rel, *slash;
 	while ((slash = strchr(p, '/'))) {
 		*slash = '\0';
@@ -158,9 +158,9 @@ static int resolve(struct vfs *v, const char *path, struct node **out, struct vf
 	if (r < 0)
 		return r;
 	if (!*rel) {
-		tree_lock(v);
-		tree_ref(v->root);
-		tree_unlock(v);
+		vtree_lock(v);
+		vtree_ref(v->root);
+		vtree_unlock(v);
 		*out = v->root;
 		return vop_getattr(v, v->root, NULL, a);
 	}
@@ -226,14 +226,14 @@ static int cmp_info(const void *a, const void *b)
 /* An entry's attributes without a stat event (list_files reports one readdir). */
 static int entry_attr(struct vfs *v, struct node *dir, const char *name, struct vfs_attr *a)
 {
-	tree_lock(v);
+	vtree_lock(v);
 	struct node *kid = NULL;
 	for (size_t i = 0; i < dir->nkids; i++)
 		if (!strcmp(dir->kids[i]->name, name))
 			kid = dir->kids[i];
 	if (kid)
-		tree_ref(kid);
-	tree_unlock(v);
+		vtree_ref(kid);
+	vtree_unlock(v);
 	if (kid) {
 		int r = vop_getattr(v, kid, NULL, a);
 		vop_put(v, kid);

@@ -29,11 +29,11 @@ static void reply_ok(struct vfs *v, const struct vfs_req *r, const void *p, size
 
 static struct node *node_get(struct vfs *v, uint64_t id)
 {
-	tree_lock(v);
-	struct node *n = tree_get(v, id);
+	vtree_lock(v);
+	struct node *n = vtree_get(v, id);
 	if (n)
-		tree_ref(n);
-	tree_unlock(v);
+		vtree_ref(n);
+	vtree_unlock(v);
 	return n;
 }
 
@@ -131,11 +131,11 @@ static void do_sync_ack(struct vfs *v, const struct vfs_req *r)
 
 static void do_forget(struct vfs *v, uint64_t id, uint64_t count)
 {
-	tree_lock(v);
-	struct node *n = tree_get(v, id);
+	vtree_lock(v);
+	struct node *n = vtree_get(v, id);
 	if (n)
-		tree_forget(v, n, count);
-	tree_unlock(v);
+		vtree_forget(v, n, count);
+	vtree_unlock(v);
 }
 
 static void do_batch_forget(struct vfs *v, const struct vfs_req *r)
@@ -423,7 +423,8 @@ static void do_readdir(struct vfs *v, const struct vfs_req *r, uint8_t *buf, boo
 		err = vop_list(v, h);
 	/* offsets: 1 is ".", 2 is "..", 3 + i is h->ents[i] */
 	for (uint64_t i = in->offset; err == 0 && i < h->nents + 2; i++) {
-		struct dirent_rec dots = { .name = i == 0 ? "." : "..", .ino = 0, .type = DT_DIR };
+		/* glibc's readdir skips entries whose inode number is 0 */
+		struct dirent_rec dots = { .name = i == 0 ? "." : "..", .ino = h->node->id | 1ull << 63, .type = DT_DIR };
 		const struct dirent_rec *e = i < 2 ? &dots : &h->ents[i - 2];
 		size_t n = plus ? put_direntplus(v, h, buf + used, room - used, i + 1, e)
 				: put_dirent(buf + used, room - used, e->ino ? e->ino : 1, i + 1, e->type, e->name);

@@ -27,9 +27,9 @@ static void handle_destroy(struct vfs *v, struct handle *h)
 		free(h->ents[i].name);
 	free(h->ents);
 	pthread_mutex_destroy(&h->lock);
-	tree_lock(v);
-	tree_unref(v, h->node);
-	tree_unlock(v);
+	vtree_lock(v);
+	vtree_unref(v, h->node);
+	vtree_unlock(v);
 	free(h);
 }
 
@@ -91,9 +91,9 @@ struct handle *handle_new(struct vfs *v, struct node *n, uint64_t *fh)
 	s->gen++;
 	*fh = (uint64_t)s->gen << 32 | idx;
 	pthread_mutex_unlock(&v->h_mu);
-	tree_lock(v);
-	tree_ref(n);
-	tree_unlock(v);
+	vtree_lock(v);
+	vtree_ref(n);
+	vtree_unlock(v);
 	return h;
 }
 

@@ -54,9 +54,9 @@ static void proc_path(char buf[PROC_FD_LEN], int fd) { snprintf(buf, PROC_FD_LEN
 /* The host-relative path of n (and of its entry name), built under the tree lock. */
 static int rel_of(struct vfs *v, struct node *n, const char *name, char *buf, size_t size)
 {
-	tree_lock(v);
-	int r = tree_relpath(n, buf, size);
-	tree_unlock(v);
+	vtree_lock(v);
+	int r = vtree_relpath(n, buf, size);
+	vtree_unlock(v);
 	if (r < 0 || !name)
 		return r;
 	size_t l = strlen(buf);
@@ -132,8 +132,9 @@ static int gown_write(struct vfs *v, int fd, mode_t type, const struct gown *o, 
 void attr_from_stat(struct vfs *v, struct vfs_attr *a, const struct stat *st)
 {
 	/* (st_dev, st_ino) must stay unique across mounts on different host filesystems: tar and
-	 * cp -a take equal inode numbers for hard links */
-	uint64_t dev = (uint64_t)st->st_dev * 0x9e3779b97f4a7c15ull;
+	 * cp -a take equal inode numbers for hard links. The first host filesystem keeps its own
+	 * numbers; another one's get its device mixed into the high bits. */
+	uint64_t dev = st->st_dev == v->host_dev ? 0 : (uint64_t)st->st_dev * 0x9e3779b97f4a7c15ull;
 	*a = (struct vfs_attr){
 		.ino = (uint64_t)st->st_ino ^ (dev & 0xffff000000000000ull), .size = (uint64_t)st->st_size,
 		.blocks = (uint64_t)st->st_blocks, .atime = st->st_atim.tv_sec, .mtime = st->st_mtim.tv_sec,
@@ -349,21 +350,21 @@ static int h_link(struct vfs *v, struct node *src, struct node *dir, const char 
 	(void)mi;
 	if (readonly(dir))
 		return -EROFS;
-	tree_lock(v);
+	vtree_lock(v);
 	struct node *sp = src->parent;
 	bool ok = sp && !src->mount_root && sp->m == src->m;
 	char sname[NAME_MAX + 1];
 	if (ok)
 		snprintf(sname, sizeof(sname), "%s", src->name);
 	if (ok)
-		tree_ref(sp);
-	tree_unlock(v);
+		vtree_ref(sp);
+	vtree_unlock(v);
 	if (!ok)
 		return src->mount_root ? -EPERM : -ENOENT;
 	int spfd = open_dir(v, sp);
-	tree_lock(v);
-	tree_unref(v, sp);
-	tree_unlock(v);
+	vtree_lock(v);
+	vtree_unref(v, sp);
+	vtree_unlock(v);
 	if (spfd < 0)
 		return spfd;
 	_cleanup_close_ int sfd = spfd;
@@ -677,6 +678,7 @@ int hostfs_open_root(struct vmount *m, const char *host_path, struct ml_err *e)
 	if (m->dirfd < 0)
 		return ml_err_set(e, -errno, "open host path %s: %s", host_path, strerror(errno));
 	m->be = &vfs_hostfs;
+	m->dev = st.st_dev;
 	return 0;
 }
 

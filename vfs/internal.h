@@ -109,6 +109,7 @@ struct vmount {
 	char *snapshot;          /* overlay: the copy's directory, removed by vfs_free */
 	struct mem_inode *mroot; /* memory: root inode */
 	uint64_t dev_tag;        /* mixed into inode numbers of memory mounts */
+	dev_t dev;               /* host mounts: the device of the root */
 };
 
 struct node {
@@ -127,33 +128,33 @@ struct node {
 };
 
 /* The tree's lock guards every node field and both hash tables. */
-void tree_lock(struct vfs *v);
-void tree_unlock(struct vfs *v);
-int tree_init(struct vfs *v);
-void tree_free(struct vfs *v);
+void vtree_lock(struct vfs *v);
+void vtree_unlock(struct vfs *v);
+int vtree_init(struct vfs *v);
+void vtree_free(struct vfs *v);
 /* Builds the synthesized dirs and pinned mount roots for v->mounts. */
-int tree_build(struct vfs *v, struct ml_err *e);
+int vtree_build(struct vfs *v, struct ml_err *e);
 /* Locked: the node with this id, or NULL (forged or forgotten ids). */
-struct node *tree_get(struct vfs *v, uint64_t id);
+struct node *vtree_get(struct vfs *v, uint64_t id);
 /* Locked: a pinned child of dir named name, else the cached child, else NULL. */
-struct node *tree_child(struct vfs *v, struct node *dir, const char *name);
+struct node *vtree_child(struct vfs *v, struct node *dir, const char *name);
 /* Locked: finds or makes the child node (dir, name) in dir's mount. NULL on ENOMEM. */
-struct node *tree_child_make(struct vfs *v, struct node *dir, const char *name);
+struct node *vtree_child_make(struct vfs *v, struct node *dir, const char *name);
 /* Locked: kernel references. */
-void tree_lookup_ref(struct node *n);
-void tree_forget(struct vfs *v, struct node *n, uint64_t count);
-void tree_ref(struct node *n);
-void tree_unref(struct vfs *v, struct node *n);
+void vtree_lookup_ref(struct node *n);
+void vtree_forget(struct vfs *v, struct node *n, uint64_t count);
+void vtree_ref(struct node *n);
+void vtree_unref(struct vfs *v, struct node *n);
 /* Locked: n leaves its parent (unlink, rmdir, renamed over). */
-void tree_detach(struct vfs *v, struct node *n);
+void vtree_detach(struct vfs *v, struct node *n);
 /* Locked: n moves to (dir, name). */
-int tree_move(struct vfs *v, struct node *n, struct node *dir, const char *name);
+int vtree_move(struct vfs *v, struct node *n, struct node *dir, const char *name);
 /* Locked: the path of n relative to its mount's host directory ("." for a directory mount's
  * root). -ENOENT for a detached node, -ENAMETOOLONG. */
-int tree_relpath(struct node *n, char *buf, size_t size);
+int vtree_relpath(struct node *n, char *buf, size_t size);
 /* Locked: the full guest path of n, or of (dir, name) when name is not NULL. */
-int tree_guest_path(struct vfs *v, struct node *n, const char *name, char *buf, size_t size);
-uint64_t tree_count(struct vfs *v);
+int vtree_guest_path(struct vfs *v, struct node *n, const char *name, char *buf, size_t size);
+uint64_t vtree_count(struct vfs *v);
 
 /* ---- storage backends: hostfs.c (host_fs, ro, overlay) and memfs.c (memory) ---- */
 struct dirent_rec {
@@ -263,6 +264,7 @@ struct vfs {
 	char *workspace;
 	char *owner_spec;
 	uint32_t owner_uid, owner_gid;   /* default guest owner (agent's hello), 0:0 until then */
+	dev_t host_dev;                  /* the first host mount's device: its inode numbers stay */
 	struct vmount *mounts;
 	size_t n_mounts;
 	struct memfs *memfs;

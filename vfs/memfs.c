@@ -300,12 +300,13 @@ static int m_lookup(struct vfs *v, struct node *dir, const char *name, struct vf
 static int resize(struct memfs *fs, struct mem_inode *mi, uint64_t size)
 {
 	if (size > fs->limit)
-		return -EFBIG;
+		return -ENOSPC;
 	if (size > mi->cap) {
 		size_t cap = mi->cap ? mi->cap : 4096;
 		while (cap < size)
 			cap = cap < (64u << 20) ? cap * 2 : cap + (64u << 20);
-		if (charge(fs, cap - mi->cap) < 0)
+		/* near the limit, grow to exactly what is needed rather than fail on the slack */
+		if (charge(fs, cap - mi->cap) < 0 && charge(fs, (cap = (size_t)size) - mi->cap) < 0)
 			return -ENOSPC;
 		uint8_t *d = realloc(mi->data, cap);
 		if (!d) {

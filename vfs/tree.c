@@ -18,9 +18,9 @@
 
 #define TAB_MIN 256
 
-void tree_lock(struct vfs *v) { pthread_mutex_lock(&v->tree_mu); }
-void tree_unlock(struct vfs *v) { pthread_mutex_unlock(&v->tree_mu); }
-uint64_t tree_count(struct vfs *v) { return v->n_nodes; }
+void vtree_lock(struct vfs *v) { pthread_mutex_lock(&v->tree_mu); }
+void vtree_unlock(struct vfs *v) { pthread_mutex_unlock(&v->tree_mu); }
+uint64_t vtree_count(struct vfs *v) { return v->n_nodes; }
 
 static size_t hash_id(uint64_t id, size_t cap) { return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1); }
 
@@ -63,7 +63,7 @@ static int tabs_grow(struct vfs *v)
 	return 0;
 }
 
-int tree_init(struct vfs *v)
+int vtree_init(struct vfs *v)
 {
 	pthread_mutex_init(&v->tree_mu, NULL);
 	v->next_id = FUSE_ROOT_ID;
@@ -109,7 +109,7 @@ static void node_free(struct vfs *v, struct node *n)
 	free(n);
 	v->n_nodes--;
 	if (parent)
-		tree_unref(v, parent);
+		vtree_unref(v, parent);
 }
 
 static void maybe_free(struct vfs *v, struct node *n)
@@ -118,7 +118,7 @@ static void maybe_free(struct vfs *v, struct node *n)
 		node_free(v, n);
 }
 
-struct node *tree_get(struct vfs *v, uint64_t id)
+struct node *vtree_get(struct vfs *v, uint64_t id)
 {
 	for (struct node *n = v->id_tab[hash_id(id, v->id_cap)]; n; n = n->id_next)
 		if (n->id == id)
@@ -126,7 +126,7 @@ struct node *tree_get(struct vfs *v, uint64_t id)
 	return NULL;
 }
 
-struct node *tree_child(struct vfs *v, struct node *dir, const char *name)
+struct node *vtree_child(struct vfs *v, struct node *dir, const char *name)
 {
 	for (size_t i = 0; i < dir->nkids; i++)
 		if (!strcmp(dir->kids[i]->name, name))
@@ -150,7 +150,7 @@ static struct node *node_new(struct vfs *v, struct node *parent, const char *nam
 	n->parent = parent;
 	n->m = m;
 	if (parent)
-		tree_ref(parent);
+		vtree_ref(parent);
 	size_t h = hash_id(n->id, v->id_cap);
 	n->id_next = v->id_tab[h];
 	v->id_tab[h] = n;
@@ -158,9 +158,9 @@ static struct node *node_new(struct vfs *v, struct node *parent, const char *nam
 	return n;
 }
 
-struct node *tree_child_make(struct vfs *v, struct node *dir, const char *name)
+struct node *vtree_child_make(struct vfs *v, struct node *dir, const char *name)
 {
-	struct node *n = tree_child(v, dir, name);
+	struct node *n = vtree_child(v, dir, name);
 	if (n)
 		return n;
 	if (!(n = node_new(v, dir, name, dir->m)))
@@ -169,55 +169,55 @@ struct node *tree_child_make(struct vfs *v, struct node *dir, const char *name)
 	return n;
 }
 
-void tree_lookup_ref(struct node *n) { n->nlookup++; }
-void tree_ref(struct node *n) { n->refs++; }
+void vtree_lookup_ref(struct node *n) { n->nlookup++; }
+void vtree_ref(struct node *n) { n->refs++; }
 
-void tree_unref(struct vfs *v, struct node *n)
+void vtree_unref(struct vfs *v, struct node *n)
 {
 	if (n->refs)
 		n->refs--;
 	maybe_free(v, n);
 }
 
-void tree_forget(struct vfs *v, struct node *n, uint64_t count)
+void vtree_forget(struct vfs *v, struct node *n, uint64_t count)
 {
 	n->nlookup -= count < n->nlookup ? count : n->nlookup;
 	maybe_free(v, n);
 }
 
-void tree_detach(struct vfs *v, struct node *n)
+void vtree_detach(struct vfs *v, struct node *n)
 {
 	if (n->pinned || !n->parent)
 		return;
 	name_remove(v, n);
 	struct node *parent = n->parent;
 	n->parent = NULL;
-	tree_ref(n); /* keep it through the parent's release */
-	tree_unref(v, parent);
-	tree_unref(v, n);
+	vtree_ref(n); /* keep it through the parent's release */
+	vtree_unref(v, parent);
+	vtree_unref(v, n);
 }
 
-int tree_move(struct vfs *v, struct node *n, struct node *dir, const char *name)
+int vtree_move(struct vfs *v, struct node *n, struct node *dir, const char *name)
 {
 	if (n->pinned)
 		return -EBUSY;
 	char *copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	struct node *old = tree_child(v, dir, name);
+	struct node *old = vtree_child(v, dir, name);
 	if (old && old != n)
-		tree_detach(v, old);
-	tree_ref(n);
+		vtree_detach(v, old);
+	vtree_ref(n);
 	name_remove(v, n);
 	struct node *from = n->parent;
-	tree_ref(dir);
+	vtree_ref(dir);
 	n->parent = dir;
 	free(n->name);
 	n->name = copy;
 	name_insert(v, n);
 	if (from)
-		tree_unref(v, from);
-	tree_unref(v, n);
+		vtree_unref(v, from);
+	vtree_unref(v, n);
 	return 0;
 }
 
@@ -253,7 +253,7 @@ static const struct node *mount_root_of(const struct node *n)
 	return n;
 }
 
-int tree_relpath(struct node *n, char *buf, size_t size)
+int vtree_relpath(struct node *n, char *buf, size_t size)
 {
 	const struct node *root = mount_root_of(n);
 	if (!root || !n->m || root->m != n->m)
@@ -269,7 +269,7 @@ int tree_relpath(struct node *n, char *buf, size_t size)
 	return join_up(n, root, buf, size, &len);
 }
 
-int tree_guest_path(struct vfs *v, struct node *n, const char *name, char *buf, size_t size)
+int vtree_guest_path(struct vfs *v, struct node *n, const char *name, char *buf, size_t size)
 {
 	size_t ws = strlen(v->workspace), len = 0;
 	if (ws + 2 > size)
@@ -358,7 +358,7 @@ static int place_mount(struct vfs *v, struct vmount *m, struct ml_err *e)
 	return 0;
 }
 
-int tree_build(struct vfs *v, struct ml_err *e)
+int vtree_build(struct vfs *v, struct ml_err *e)
 {
 	v->root = node_new(v, NULL, "", NULL);
 	if (!v->root)
@@ -381,7 +381,7 @@ int tree_build(struct vfs *v, struct ml_err *e)
 	return 0;
 }
 
-void tree_free(struct vfs *v)
+void vtree_free(struct vfs *v)
 {
 	for (size_t i = 0; i < v->id_cap; i++) {
 		for (struct node *n = v->id_tab[i], *next; n; n = next) {

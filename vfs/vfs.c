@@ -119,18 +119,21 @@ static int build(struct vfs *v, const struct vfs_config *c, const char *state_di
 	v->workers = c->workers ? (c->workers > MAX_WORKERS ? MAX_WORKERS : c->workers) : DEFAULT_WORKERS;
 	v->events_on = c->emit_events || c->n_rules > 0;
 	v->intercept = v->events_on;
-	if (copy_rules(v, c) < 0 || memfs_new(c->memory_limit, &v->memfs) < 0 || tree_init(v) < 0 ||
+	if (copy_rules(v, c) < 0 || memfs_new(c->memory_limit, &v->memfs) < 0 || vtree_init(v) < 0 ||
 	    handles_init(v) < 0 || hooks_init(v) < 0)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	v->mounts = calloc(c->n_mounts ? c->n_mounts : 1, sizeof(*v->mounts));
 	if (!v->mounts)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < c->n_mounts; i++) {
-		int r = open_mount(v, &v->mounts[v->n_mounts++], &c->mounts[i], state_dir, i, e);
+		struct vmount *m = &v->mounts[v->n_mounts++];
+		int r = open_mount(v, m, &c->mounts[i], state_dir, i, e);
 		if (r < 0)
 			return r;
+		if (m->be == &vfs_hostfs && !v->host_dev)
+			v->host_dev = m->dev;
 	}
-	int r = tree_build(v, e);
+	int r = vtree_build(v, e);
 	if (r == 0)
 		attach_memory_roots(v, v->root);
 	return r;
@@ -162,7 +165,7 @@ void vfs_free(struct vfs *v)
 	vfs_stop(v);
 	if (v->id_tab) {
 		handles_free(v);
-		tree_free(v);
+		vtree_free(v);
 	}
 	for (size_t i = 0; i < v->n_mounts; i++) {
 		struct vmount *m = &v->mounts[i];
@@ -201,8 +204,8 @@ void vfs_get_stats(struct vfs *v, struct vfs_stats *s)
 	s->events = v->ev.total;
 	s->events_dropped = v->ev.dropped;
 	pthread_mutex_unlock(&v->ev.lock);
-	tree_lock(v);
-	s->nodes = tree_count(v);
-	tree_unlock(v);
+	vtree_lock(v);
+	s->nodes = vtree_count(v);
+	vtree_unlock(v);
 	s->handles = handles_count(v);
 }

@@ -17,9 +17,9 @@
 /* ---- guest paths for rules and events (only built when something listens) ---- */
 static void gpath(struct vfs *v, struct node *n, const char *name, char *buf, size_t size)
 {
-	tree_lock(v);
-	int r = tree_guest_path(v, n, name, buf, size);
-	tree_unlock(v);
+	vtree_lock(v);
+	int r = vtree_guest_path(v, n, name, buf, size);
+	vtree_unlock(v);
 	if (r < 0) /* a node removed meanwhile: its name is all we still know */
 		snprintf(buf, size, "%s", name ? name : n->name);
 }
@@ -52,8 +52,8 @@ static bool synth(const struct node *n) { return n->m == NULL; }
  * one reference of the asked kind: the kernel's (kref) or the caller's. */
 static struct node *adopt(struct vfs *v, struct node *dir, const char *name, struct mem_inode *mi, bool kref)
 {
-	tree_lock(v);
-	struct node *n = tree_child_make(v, dir, name);
+	vtree_lock(v);
+	struct node *n = vtree_child_make(v, dir, name);
 	if (n) {
 		if (mi) {
 			struct mem_inode *old = n->mi;
@@ -61,11 +61,11 @@ static struct node *adopt(struct vfs *v, struct node *dir, const char *name, str
 			mi = old;
 		}
 		if (kref)
-			tree_lookup_ref(n);
+			vtree_lookup_ref(n);
 		else
-			tree_ref(n);
+			vtree_ref(n);
 	}
-	tree_unlock(v);
+	vtree_unlock(v);
 	if (mi)
 		memfs_inode_unref(v->memfs, mi);
 	return n;
@@ -75,9 +75,9 @@ void vop_put(struct vfs *v, struct node *n)
 {
 	if (!n)
 		return;
-	tree_lock(v);
-	tree_unref(v, n);
-	tree_unlock(v);
+	vtree_lock(v);
+	vtree_unref(v, n);
+	vtree_unlock(v);
 }
 
 int vop_getattr(struct vfs *v, struct node *n, struct handle *h, struct vfs_attr *a)
@@ -105,24 +105,24 @@ int vop_lookup(struct vfs *v, struct node *dir, const char *name, bool kref, str
 {
 	char path[PATH_MAX];
 	*out = NULL;
-	tree_lock(v);
+	vtree_lock(v);
 	struct node *pinned = NULL;
 	for (size_t i = 0; i < dir->nkids; i++)
 		if (!strcmp(dir->kids[i]->name, name))
 			pinned = dir->kids[i];
 	if (pinned)
-		tree_ref(pinned);
-	tree_unlock(v);
+		vtree_ref(pinned);
+	vtree_unlock(v);
 	int r = gate(v, VFS_OP_STAT, dir, name, path, sizeof(path));
 	if (r == 0 && pinned) {
 		r = vop_getattr(v, pinned, NULL, a);
 		if (r == 0) {
-			tree_lock(v);
+			vtree_lock(v);
 			if (kref)
-				tree_lookup_ref(pinned);
+				vtree_lookup_ref(pinned);
 			else
-				tree_ref(pinned);
-			tree_unlock(v);
+				vtree_ref(pinned);
+			vtree_unlock(v);
 			*out = pinned;
 		}
 	} else if (r == 0) {
@@ -151,11 +151,11 @@ static int writable_dir(struct node *dir)
 
 static int pinned_entry(struct vfs *v, struct node *dir, const char *name)
 {
-	tree_lock(v);
+	vtree_lock(v);
 	bool p = false;
 	for (size_t i = 0; i < dir->nkids; i++)
 		p |= !strcmp(dir->kids[i]->name, name);
-	tree_unlock(v);
+	vtree_unlock(v);
 	return p ? -EBUSY : 0;
 }
 
@@ -248,11 +248,11 @@ int vop_link(struct vfs *v, struct node *src, struct node *dir, const char *name
 
 static void detach_entry(struct vfs *v, struct node *dir, const char *name)
 {
-	tree_lock(v);
-	struct node *n = tree_child(v, dir, name);
+	vtree_lock(v);
+	struct node *n = vtree_child(v, dir, name);
 	if (n)
-		tree_detach(v, n);
-	tree_unlock(v);
+		vtree_detach(v, n);
+	vtree_unlock(v);
 }
 
 int vop_unlink(struct vfs *v, struct node *dir, const char *name, bool is_dir, bool all)
@@ -297,13 +297,13 @@ int vop_rename(struct vfs *v, struct node *odir, const char *oname, struct node 
 		r = odir->m->be->rename(v, odir, oname, ndir, nname, flags);
 	if (r < 0)
 		return r;
-	tree_lock(v);
-	struct node *n = tree_child(v, odir, oname);
+	vtree_lock(v);
+	struct node *n = vtree_child(v, odir, oname);
 	if (n)
-		r = tree_move(v, n, ndir, nname);
-	else if ((n = tree_child(v, ndir, nname)))
-		tree_detach(v, n);
-	tree_unlock(v);
+		r = vtree_move(v, n, ndir, nname);
+	else if ((n = vtree_child(v, ndir, nname)))
+		vtree_detach(v, n);
+	vtree_unlock(v);
 	event(v, VFS_OP_RENAME, path, 0, NULL);
 	return r;
 }
@@ -357,18 +357,18 @@ int vop_create(struct vfs *v, const struct vfs_cred *c, struct node *dir, const 
 		vop_put(v, n);
 		return r;
 	}
-	tree_lock(v);
+	vtree_lock(v);
 	if (mi) {
 		struct mem_inode *old = n->mi;
 		n->mi = mi;
 		mi = old;
 	}
 	if (kref)
-		tree_lookup_ref(n);
+		vtree_lookup_ref(n);
 	else
-		tree_ref(n);
-	tree_unref(v, n);
-	tree_unlock(v);
+		vtree_ref(n);
+	vtree_unref(v, n);
+	vtree_unlock(v);
 	if (mi)
 		memfs_inode_unref(v->memfs, mi);
 	*out = n;
@@ -467,11 +467,11 @@ int vop_list(struct vfs *v, struct handle *h)
 	int r = synth(n) ? 0 : n->m->be->list(v, h);
 	if (r < 0)
 		return r;
-	tree_lock(v);
+	vtree_lock(v);
 	size_t extra = n->nkids;
 	struct dirent_rec *e = realloc(h->ents, (h->nents + extra + 1) * sizeof(*e));
 	if (!e) {
-		tree_unlock(v);
+		vtree_unlock(v);
 		return -ENOMEM;
 	}
 	h->ents = e;
@@ -488,7 +488,7 @@ int vop_list(struct vfs *v, struct handle *h)
 		e[i].ino = kid->id | 1ull << 63;
 		e[i].type = kid->m && kid->mount_root && kid->m->single_file ? DT_REG : DT_DIR;
 	}
-	tree_unlock(v);
+	vtree_unlock(v);
 	if (extra)
 		qsort(h->ents, h->nents, sizeof(*h->ents), cmp_rec);
 	h->listed = true;

@@ -65,7 +65,7 @@ static const char fake_dep[] =
 
 static const char *const expected_order[] = {
 	"virtio_ring.ko", "virtio.ko", "virtio_mmio.ko", "virtio_blk.ko", "virtio_console.ko",
-	"failover.ko", "net_failover.ko", "virtio_net.ko", "overlay.ko", "virtio-rng.ko", NULL,
+	"failover.ko", "net_failover.ko", "virtio_net.ko", "overlay.ko", "virtio-rng.ko", "fuse.ko", NULL,
 };
 
 static int setup_data_dir(void **state)
@@ -172,8 +172,9 @@ static void closure_of_the_real_kernel(void **state)
 	size_t n = 0;
 	while (paths[n])
 		n++;
-	assert_int_equal(n, 10);
+	assert_int_equal(n, 11);
 	assert_string_equal(strrchr(paths[0], '/') + 1, "virtio_ring.ko");
+	assert_string_equal(strrchr(paths[10], '/') + 1, "fuse.ko"); /* the workspace's FUSE client */
 }
 
 /* ---- the archive: parse the newc headers back ---- */
@@ -300,7 +301,7 @@ static void initramfs_holds_init_modules_and_console(void **state)
 	assert_non_null(order);
 	assert_int_equal(order->size, strlen(want));
 	assert_memory_equal(order->data, want, order->size);
-	assert_null(find_entry(es, n, "lib/modules/fuse.ko"));
+	assert_null(find_entry(es, n, "lib/modules/virtiofs.ko"));
 }
 
 static void initramfs_lists_with_the_cpio_tool(void **state)
@@ -320,7 +321,7 @@ static void initramfs_lists_with_the_cpio_tool(void **state)
 	}
 	assert_int_equal(pclose(p), 0);
 	assert_true(init);
-	assert_int_equal(n, 6 + 1 + 1 + 10 + 1); /* dirs, console, init, modules, order */
+	assert_int_equal(n, 6 + 1 + 1 + 11 + 1); /* dirs, console, init, modules, order */
 }
 
 static void initramfs_cache_is_reused_until_the_agent_changes(void **state)
