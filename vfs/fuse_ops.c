@@ -47,11 +47,20 @@ static void to_fuse_attr(const struct vfs_attr *a, struct fuse_attr *f)
 	};
 }
 
+/* A file with more than one name is more than one node (a node is a name here), so the guest
+ * kernel caches its attributes once per name; a write through one name must not leave another
+ * with a stale size: such files' attributes are not cached at all. */
+static uint64_t attr_timeout(const struct vfs_attr *a)
+{
+	return a && S_ISREG(a->mode) && a->nlink > 1 ? 0 : ENTRY_TIMEOUT;
+}
+
 static void fill_entry(struct fuse_entry_out *e, uint64_t nodeid, const struct vfs_attr *a)
 {
 	memset(e, 0, sizeof(*e));
 	e->nodeid = nodeid;
-	e->entry_valid = e->attr_valid = ENTRY_TIMEOUT;
+	e->entry_valid = ENTRY_TIMEOUT;
+	e->attr_valid = attr_timeout(a);
 	if (a)
 		to_fuse_attr(a, &e->attr);
 }
@@ -73,7 +82,7 @@ static void reply_attr(struct vfs *v, const struct vfs_req *r, int err, const st
 		reply_err(v, r, err);
 		return;
 	}
-	struct fuse_attr_out o = { .attr_valid = ENTRY_TIMEOUT };
+	struct fuse_attr_out o = { .attr_valid = attr_timeout(a) };
 	to_fuse_attr(a, &o.attr);
 	reply_ok(v, r, &o, sizeof(o));
 }

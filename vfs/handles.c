@@ -142,6 +142,19 @@ struct handle *handle_take(struct vfs *v, uint64_t fh)
 	return h;
 }
 
+struct handle *handle_of_node(struct vfs *v, struct node *n)
+{
+	pthread_mutex_lock(&v->h_mu);
+	struct handle *h = NULL;
+	for (size_t i = 0; i < v->h_used && !h; i++)
+		if (v->hslots[i].h && v->hslots[i].h->node == n && !v->hslots[i].h->is_dir)
+			h = v->hslots[i].h;
+	if (h)
+		h->users++;
+	pthread_mutex_unlock(&v->h_mu);
+	return h;
+}
+
 uint64_t handles_count(struct vfs *v)
 {
 	pthread_mutex_lock(&v->h_mu);

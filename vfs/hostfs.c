@@ -70,11 +70,49 @@ static int rel_of(struct vfs *v, struct node *n, const char *name, char *buf, si
 	return 0;
 }
 
+/* A file whose name is gone (kept by h_keep): its inode, opened again through the O_PATH fd we
+ * hold. That fd was opened beneath the mount, and names that one inode: nothing else is
+ * reachable this way. */
+static int reopen_kept(int keep_fd, int flags)
+{
+	if (flags & O_PATH) {
+		int fd = fcntl(keep_fd, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	char p[PROC_FD_LEN];
+	proc_path(p, keep_fd);
+	int fd = open(p, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 static int open_node(struct vfs *v, struct node *n, const char *name, int flags, mode_t mode)
 {
 	char rel[PATH_MAX];
 	int r = rel_of(v, n, name, rel, sizeof(rel));
+	if (r == -ENOENT && !name && n->keep_fd >= 0)
+		return reopen_kept(n->keep_fd, flags);
 	return r < 0 ? r : host_open(n->m, rel, flags, mode);
+}
+
+#define KEPT_MAX 4096
+
+static void h_keep(struct vfs *v, struct node *n)
+{
+	if (n->keep_fd >= 0 || __atomic_load_n(&v->n_kept, __ATOMIC_RELAXED) >= KEPT_MAX)
+		return;
+	int fd = open_node(v, n, NULL, O_PATH, 0);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		vtree_lock(v);
+		if (n->keep_fd < 0) {
+			n->keep_fd = fd;
+			v->n_kept++;
+			fd = -1;
+		}
+		vtree_unlock(v);
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 /* The parent directory of an entry, for the *at() calls. */
@@ -689,5 +727,5 @@ const struct backend vfs_hostfs = {
 	.read = h_read, .write = h_write, .release = h_release, .fsync = h_fsync,
 	.fallocate = h_fallocate, .lseek = h_lseek, .opendir = h_opendir, .list = h_list,
 	.statfs = h_statfs, .getxattr = h_getxattr, .setxattr = h_setxattr,
-	.listxattr = h_listxattr, .removexattr = h_removexattr,
+	.listxattr = h_listxattr, .removexattr = h_removexattr, .keep = h_keep,
 };

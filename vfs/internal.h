@@ -122,6 +122,8 @@ struct node {
 	uint64_t nlookup;        /* the kernel's references (LOOKUP, CREATE...; FORGET drops) */
 	uint32_t refs;           /* children, open handles, pinning */
 	struct mem_inode *mi;    /* memory mounts: the inode it names */
+	int keep_fd;             /* host: O_PATH fd of a file removed while the kernel still knew it
+				  * (unlink, rename over): its inode, reached now that its name is gone */
 	struct node *id_next, *name_next; /* hash chains */
 	struct node **kids;      /* pinned children: mount points and synthesized dirs below */
 	size_t nkids;
@@ -212,6 +214,8 @@ struct backend {
 			size_t size, int flags);
 	ssize_t (*listxattr)(struct vfs *v, struct node *n, char *buf, size_t size);
 	int (*removexattr)(struct vfs *v, struct node *n, const char *name);
+	/* Before n loses its name: keep a handle on its inode (n->keep_fd). Optional. */
+	void (*keep)(struct vfs *v, struct node *n);
 };
 extern const struct backend vfs_hostfs;
 extern const struct backend vfs_memfs;
@@ -248,6 +252,9 @@ struct handle *handle_get(struct vfs *v, uint64_t fh);
 void handle_put(struct vfs *v, struct handle *h);
 /* Removes fh from the table; the handle is released once the last user puts it. */
 struct handle *handle_take(struct vfs *v, uint64_t fh);
+/* An open file of node n, with a use count held (handle_put), or NULL. For a node whose name is
+ * gone (unlinked while open): the open file is all that still reaches it. */
+struct handle *handle_of_node(struct vfs *v, struct node *n);
 uint64_t handles_count(struct vfs *v);
 
 /* ---- the whole thing ---- */
@@ -301,6 +308,7 @@ struct vfs {
 	uint64_t sync_sent, sync_acked;
 	/* counters (atomic) */
 	uint64_t n_requests, n_errors, n_blocked, inflight, max_inflight;
+	uint32_t n_kept;                 /* nodes holding a keep_fd (bounded) */
 };
 
 /* chan.c: one reply or notification on the channel (whole message, under the write lock). */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "vfs/internal.h"
@@ -103,6 +104,10 @@ static void node_free(struct vfs *v, struct node *n)
 	name_remove(v, n);
 	if (n->mi)
 		memfs_inode_unref(v->memfs, n->mi);
+	if (n->keep_fd >= 0) {
+		close(n->keep_fd);
+		v->n_kept--;
+	}
 	struct node *parent = n->parent;
 	free(n->name);
 	free(n->kids);
@@ -147,6 +152,7 @@ static struct node *node_new(struct vfs *v, struct node *parent, const char *nam
 		return NULL;
 	}
 	n->id = v->next_id++;
+	n->keep_fd = -1;
 	n->parent = parent;
 	n->m = m;
 	if (parent)
@@ -388,6 +394,8 @@ void vtree_free(struct vfs *v)
 			next = n->id_next;
 			if (n->mi)
 				memfs_inode_unref(v->memfs, n->mi);
+			if (n->keep_fd >= 0)
+				close(n->keep_fd);
 			free(n->name);
 			free(n->kids);
 			free(n);

@@ -80,13 +80,28 @@ void vop_put(struct vfs *v, struct node *n)
 	vtree_unlock(v);
 }
 
+/* A node removed from its directory (unlinked or renamed over) while open: fstat, fchmod and
+ * the like reach it through one of its open files; the guest kernel does not always send one. */
+static struct handle *orphan_handle(struct vfs *v, struct node *n, struct handle *h)
+{
+	if (h || n->m == NULL || n->mi)
+		return NULL;
+	vtree_lock(v);
+	bool detached = !n->parent && !n->mount_root;
+	vtree_unlock(v);
+	return detached ? handle_of_node(v, n) : NULL;
+}
+
 int vop_getattr(struct vfs *v, struct node *n, struct handle *h, struct vfs_attr *a)
 {
 	if (synth(n)) {
 		vfs_synth_attr(v, n, a);
 		return 0;
 	}
-	return n->m->be->getattr(v, n, h, a);
+	struct handle *o = orphan_handle(v, n, h);
+	int r = n->m->be->getattr(v, n, h ? h : o, a);
+	handle_put(v, o);
+	return r;
 }
 
 int vop_stat(struct vfs *v, struct node *n, struct handle *h, struct vfs_attr *a)
@@ -173,8 +188,11 @@ int vop_setattr(struct vfs *v, struct node *n, struct handle *h, const struct vf
 	if (r == 0 && (s->valid & FATTR_SIZE) && (s->valid & (FATTR_MODE | FATTR_UID | FATTR_GID)) &&
 	    v->intercept && hooks_blocked(v, VFS_OP_CHMOD, path))
 		r = -EPERM;
-	if (r == 0)
-		r = n->m->be->setattr(v, n, h, s, a);
+	if (r == 0) {
+		struct handle *o = orphan_handle(v, n, h);
+		r = n->m->be->setattr(v, n, h ? h : o, s, a);
+		handle_put(v, o);
+	}
 	if (r == 0 && op != VFS_OP_COUNT)
 		event(v, op, path, 0, a);
 	return r;
@@ -246,6 +264,25 @@ int vop_link(struct vfs *v, struct node *src, struct node *dir, const char *name
 	return r;
 }
 
+/* The node the kernel knows as (dir, name), about to lose that name: keep its inode reachable
+ * (an open racing an unlink or a rename over must still find the file it resolved). */
+static void keep_entry(struct vfs *v, struct node *dir, const char *name)
+{
+	if (!dir->m || !dir->m->be->keep)
+		return;
+	vtree_lock(v);
+	struct node *n = vtree_child(v, dir, name);
+	if (n && !n->pinned && (n->nlookup || n->refs))
+		vtree_ref(n);
+	else
+		n = NULL;
+	vtree_unlock(v);
+	if (n) {
+		dir->m->be->keep(v, n);
+		vop_put(v, n);
+	}
+}
+
 static void detach_entry(struct vfs *v, struct node *dir, const char *name)
 {
 	vtree_lock(v);
@@ -263,6 +300,8 @@ int vop_unlink(struct vfs *v, struct node *dir, const char *name, bool is_dir, b
 	char path[PATH_MAX];
 	if (r == 0)
 		r = gate(v, all ? VFS_OP_REMOVE_ALL : VFS_OP_REMOVE, dir, name, path, sizeof(path));
+	if (r == 0 && !is_dir)
+		keep_entry(v, dir, name);
 	if (r == 0)
 		r = dir->m->be->unlink(v, dir, name, is_dir);
 	if (r == 0) {
@@ -293,6 +332,8 @@ int vop_rename(struct vfs *v, struct node *odir, const char *oname, struct node 
 		if (hooks_blocked(v, VFS_OP_RENAME, npath))
 			r = -EPERM;
 	}
+	if (r == 0)
+		keep_entry(v, ndir, nname);
 	if (r == 0)
 		r = odir->m->be->rename(v, odir, oname, ndir, nname, flags);
 	if (r < 0)
