@@ -256,4 +256,11 @@ void vfs_stop(struct vfs *v)
 	free(v->threads);
 	v->threads = NULL;
 	v->n_threads = 0;
+	struct vfs_stats st;
+	vfs_get_stats(v, &st);
+	ml_info("vfs: %llu requests (%llu failed, %llu blocked by rules), at most %llu in flight; "
+		"%llu events (%llu dropped); %llu nodes, %llu open files at the end",
+		(unsigned long long)st.requests, (unsigned long long)st.errors, (unsigned long long)st.blocked,
+		(unsigned long long)st.max_inflight, (unsigned long long)st.events,
+		(unsigned long long)st.events_dropped, (unsigned long long)st.nodes, (unsigned long long)st.handles);
 }
