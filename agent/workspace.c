@@ -11,13 +11,15 @@
  * are in flight. The pump threads belong to PID 1, which nothing in the guest can kill. The
  * "down" thread never writes to the port: if it ever waited for the port while the host waited
  * for it to take replies, both would stop; acks go through their own thread instead.
- * Back-pressure is the kernel's: while the host does not read, "up" blocks in write and new
- * requests wait in /dev/fuse. */
+ * Back-pressure is the kernel's: while the host does not read, "up" waits for the port and new
+ * requests wait in /dev/fuse. The port is nonblocking (waits are poll()s): a blocking
+ * virtio-serial write spins in the guest kernel until the host has taken the buffer. */
 #include "agent/agent.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +42,30 @@ static struct {
 	uint64_t ack_want, ack_sent; /* highest sync seen / answered */
 } P = { -1, -1, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
 
+/* The port is nonblocking: a blocking virtio-serial write busy-waits in the guest kernel until
+ * the host has taken the buffer, which under an emulated CPU starves the very host threads it
+ * waits for. Here a full port waits in poll() instead. */
 static int port_write(const void *p, size_t n)
 {
+	const uint8_t *b = p;
+	int r = 0;
 	pthread_mutex_lock(&P.wr);
-	int r = write_all(P.port, p, n);
+	while (n > 0) {
+		ssize_t w = write(P.port, b, n);
+		if (w > 0) {
+			b += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN) {
+			r = -errno;
+			break;
+		}
+		struct pollfd pfd = { .fd = P.port, .events = POLLOUT };
+		poll(&pfd, 1, 100);
+	}
 	pthread_mutex_unlock(&P.wr);
 	return r;
 }
@@ -129,6 +151,9 @@ static void *pump_down(void *arg)
 			memmove(buf, buf + off, len);
 			off = 0;
 		}
+		struct pollfd pfd = { .fd = P.port, .events = POLLIN };
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			ml_error("workspace: poll the files channel: %s", strerror(errno));
 		ssize_t n = read(P.port, buf + off + len, cap - off - len);
 		if (n <= 0) {
 			/* 0: no host end connected (virtio-serial); retry, never close the port */
@@ -204,8 +229,6 @@ int workspace_mount(const struct proto_config *c, struct ml_err *e)
 	P.port = boot_open_port(PROTO_PORT_FILES, PORT_WAIT_MS, e);
 	if (P.port < 0)
 		return ml_err_wrap(e, "workspace");
-	/* the pump threads block in read and write */
-	fcntl(P.port, F_SETFL, fcntl(P.port, F_GETFL) & ~O_NONBLOCK);
 	int r = mkdir_p(c->ws_path, 0755);
 	if (r < 0)
 		return ml_err_set(e, r, "workspace: create %s: %s", c->ws_path, strerror(-r));

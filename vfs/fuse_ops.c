@@ -98,7 +98,9 @@ static void do_init(struct vfs *v, const struct vfs_req *r)
 	}
 	uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
 			FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_AUTO_INVAL_DATA |
-			FUSE_CACHE_SYMLINKS;
+			FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2;
+	/* KILLPRIV_V2: set-id bits are dropped here (vop_kill_suidgid), which spares a GETATTR
+	 * before every chown the kernel would otherwise make */
 	struct fuse_init_out o = {
 		.major = FUSE_KERNEL_VERSION,
 		.minor = in->minor < FUSE_KERNEL_MINOR_VERSION ? in->minor : FUSE_KERNEL_MINOR_VERSION,
@@ -247,7 +249,10 @@ static void do_rename(struct vfs *v, const struct vfs_req *r, struct node *dir)
 static void do_open(struct vfs *v, const struct vfs_req *r, struct node *n, bool dir)
 {
 	struct fuse_open_out o = { 0 };
-	int err = dir ? vop_opendir(v, n, &o.fh, NULL) : vop_open(v, n, (int)r->in.open.flags & ~O_CREAT, &o.fh, NULL);
+	struct handle *h = NULL;
+	int err = dir ? vop_opendir(v, n, &o.fh, NULL) : vop_open(v, n, (int)r->in.open.flags & ~O_CREAT, &o.fh, &h);
+	if (err == 0 && !dir && (r->in.open.open_flags & FUSE_OPEN_KILL_SUIDGID))
+		vop_kill_suidgid(v, n, h);
 	if (err < 0)
 		reply_err(v, r, err);
 	else
@@ -300,6 +305,8 @@ static void do_write(struct vfs *v, const struct vfs_req *r)
 	}
 	struct handle *h = handle_get(v, in->fh);
 	ssize_t n = !h ? -EBADF : h->is_dir ? -EISDIR : vop_write(v, h, r->data, r->data_len, in->offset);
+	if (n > 0 && (in->write_flags & FUSE_WRITE_KILL_SUIDGID))
+		vop_kill_suidgid(v, h->node, h);
 	handle_put(v, h);
 	struct fuse_write_out o = { .size = n > 0 ? (uint32_t)n : 0 };
 	if (n < 0)

@@ -174,11 +174,47 @@ static int pinned_entry(struct vfs *v, struct node *dir, const char *name)
 	return p ? -EBUSY : 0;
 }
 
-int vop_setattr(struct vfs *v, struct node *n, struct handle *h, const struct vfs_setattr *s,
+/* Set-id bits dropped as Linux drops them, for the cases FUSE_HANDLE_KILLPRIV_V2 leaves to the
+ * filesystem: a write or truncate by a caller without CAP_FSETID, and any chown of a file.
+ * set-gid goes only where group execute is set (otherwise it marks mandatory locking). Adds
+ * FATTR_MODE to s when a bit has to go. */
+static int kill_suidgid(struct vfs *v, struct node *n, struct handle *h, struct vfs_setattr *s)
+{
+	struct vfs_attr cur;
+	int r = vop_getattr(v, n, h, &cur);
+	if (r < 0 || S_ISDIR(cur.mode))
+		return r;
+	uint32_t mode = s->valid & FATTR_MODE ? s->mode : cur.mode;
+	uint32_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	if (mode & kill) {
+		s->valid |= FATTR_MODE;
+		s->mode = mode & ~kill & 07777;
+	}
+	return 0;
+}
+
+int vop_kill_suidgid(struct vfs *v, struct node *n, struct handle *h)
+{
+	struct vfs_setattr s = { 0 };
+	int r = kill_suidgid(v, n, h, &s);
+	struct vfs_attr a;
+	if (r == 0 && (s.valid & FATTR_MODE) && !synth(n) && !n->m->readonly)
+		r = n->m->be->setattr(v, n, h, &s, &a);
+	return r;
+}
+
+int vop_setattr(struct vfs *v, struct node *n, struct handle *h, const struct vfs_setattr *in,
 		struct vfs_attr *a)
 {
 	if (synth(n) || n->m->readonly)
 		return -EROFS;
+	struct vfs_setattr sc = *in, *s = &sc;
+	if ((s->valid & (FATTR_KILL_SUIDGID | FATTR_UID | FATTR_GID)) && !(s->valid & FATTR_MODE)) {
+		int r = kill_suidgid(v, n, h, s);
+		if (r < 0)
+			return r;
+	}
+	s->valid &= ~(uint32_t)FATTR_KILL_SUIDGID;
 	char path[PATH_MAX];
 	/* size: truncate; mode or owner: chmod (the reference has no chown op); times alone are
 	 * neither, and pass unannounced */

@@ -16,6 +16,9 @@ int vop_lookup(struct vfs *v, struct node *dir, const char *name, bool kref, str
 	       struct vfs_attr *a);
 int vop_setattr(struct vfs *v, struct node *n, struct handle *h, const struct vfs_setattr *s,
 		struct vfs_attr *a);
+/* Drops set-uid (and set-gid with group execute) from n, as a write or truncate by a caller
+ * without CAP_FSETID does (FUSE_WRITE_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID). */
+int vop_kill_suidgid(struct vfs *v, struct node *n, struct handle *h);
 int vop_readlink(struct vfs *v, struct node *n, char *buf, size_t size);
 int vop_make(struct vfs *v, enum vop_make kind, const struct vfs_cred *c, struct node *dir,
 	     const char *name, uint32_t mode, const char *target, bool kref, struct node **out,

@@ -460,6 +460,21 @@ static void ownership_as_the_guest_sees_it(void **state)
 	assert_int_equal(ao.attr.mode & 07777, 04755);
 	assert_int_equal(stat(path_of("ws/by2000"), &st), 0);
 	assert_int_equal(st.st_mode & 07000, 0);
+	/* a write by a caller without CAP_FSETID drops set-uid (FUSE_HANDLE_KILLPRIV_V2) */
+	assert_int_equal(kopen(&k, e.nodeid, O_WRONLY, &fh), 0);
+	struct fuse_write_in wi = { .fh = fh, .size = 1, .write_flags = FUSE_WRITE_KILL_SUIDGID };
+	assert_int_equal(call(&k, FUSE_WRITE, 0, &wi, sizeof(wi), NULL, NULL, "x", 1, NULL, 0), 0);
+	release(&k, fh);
+	struct fuse_getattr_in gi = { 0 };
+	assert_int_equal(call(&k, FUSE_GETATTR, e.nodeid, &gi, sizeof(gi), NULL, NULL, NULL, 0, &ao, sizeof(ao)), 0);
+	assert_int_equal(ao.attr.mode & 07777, 0755);
+	/* and a chown drops it too */
+	sa = (struct fuse_setattr_in){ .valid = FATTR_MODE, .mode = 06755 };
+	assert_int_equal(call(&k, FUSE_SETATTR, e.nodeid, &sa, sizeof(sa), NULL, NULL, NULL, 0, &ao, sizeof(ao)), 0);
+	sa = (struct fuse_setattr_in){ .valid = FATTR_UID, .uid = 7 };
+	assert_int_equal(call(&k, FUSE_SETATTR, e.nodeid, &sa, sizeof(sa), NULL, NULL, NULL, 0, &ao, sizeof(ao)), 0);
+	assert_int_equal(ao.attr.mode & 07777, 0755);
+	assert_int_equal(ao.attr.uid, 7);
 	/* and the guest cannot list our xattr */
 	struct fuse_getxattr_in gx = { .size = 0 };
 	struct fuse_getxattr_out gxo;
