@@ -101,3 +101,6 @@ row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(r
 
 # --- issue 5: guest networking against QEMU's own user networking (same libslirp); floor ---
 . bench/net.sh
+
+# --- issue 13: the workspace (vfs/) against the guest's own disk; overlay snapshot cost ---
+. bench/vfs.sh

@@ -133,6 +133,25 @@ vb_9p_note() {
 	fi
 }
 
+# The price of an overlay mount: its copy at start, from the VM log, against cp -a of the same
+# tree on the same filesystem.
+vb_snapshot() {
+	local s e cp ours
+	rm -rf "$HOME/.matchlock/vms"
+	MATCHLOCK_LOG=info timeout 300 "$ML" run --image "$VB_IMG" --rm=false --workspace /workspace \
+		-v "$VB/ws/repo10k:/workspace" -- true >/dev/null 2>&1 &
+	local rp=$!
+	for _ in $(seq 1200); do grep -qs "vfs: overlay" "$HOME"/.matchlock/vms/*/logs/vm.log && break; sleep 0.1; done
+	ours=$(grep -h "vfs: overlay" "$HOME"/.matchlock/vms/*/logs/vm.log 2>/dev/null | sed -n 's/.* in \([0-9.]*\) s$/\1/p' | head -1)
+	local how
+	how=$(grep -h "vfs: overlay" "$HOME"/.matchlock/vms/*/logs/vm.log 2>/dev/null | sed -n 's/.*copied [^ ]* (\(.*\)) in .*/\1/p' | head -1)
+	kill -TERM $rp 2>/dev/null; wait $rp 2>/dev/null
+	s=$(now); cp -a "$VB/ws/repo10k" "$VB/cpcopy"; e=$(now); rm -rf "$VB/cpcopy"
+	cp=$(echo "$e - $s" | bc)
+	row "overlay snapshot, 10k files (s)" "${ours:--}" "$cp" "cp -a of the same tree" "$(ratio "${ours:-0}" "$cp")" "-"
+	echo "# vfs: overlay copy: ${how:-not logged}"
+}
+
 vb_main() {
 	local layout
 	layout=${BENCH_NET_LAYOUT:-}
@@ -175,6 +194,7 @@ vb_main() {
 	o=$(vb_fig ws randwrite_iops) f=$(vb_fig ext4 randwrite_iops)
 	row "4 KiB random write (IOPS)" "$o" "$f" "guest ext4, same VM" "$(ratio "$o" "$f")" "-"
 	echo "# vfs: ${stats:-no counters logged}"
+	vb_snapshot
 	vb_9p_note
 	echo "#   every run: $(grep -h '^R ' "$VB/out" | awk '{printf "%s/%s=%s ", $2, $3, $4}')"
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,11 +66,17 @@ static pid_t read_pid(const char *dir)
 	return (pid_t)pid;
 }
 
-/* Removes one leftover file; appends its cleanup item name to items on success. */
+/* Removes one leftover file (a directory: the whole tree); appends its cleanup item name to
+ * items on success, once. */
 static void clean_item(const char *dir, const char *file, const char *item, char *items, size_t n)
 {
 	_cleanup_free_ char *p = NULL;
-	if (asprintf(&p, "%s/%s", dir, file) < 0 || unlink(p) < 0)
+	struct stat st;
+	if (asprintf(&p, "%s/%s", dir, file) < 0 || lstat(p, &st) < 0)
+		return;
+	if (S_ISDIR(st.st_mode) ? ml_rm_rf(p) < 0 : unlink(p) < 0)
+		return;
+	if (strstr(items, item))
 		return;
 	size_t l = strlen(items);
 	snprintf(items + l, n - l, "%s%s", l ? ", " : "", item);
@@ -85,8 +92,12 @@ static void gc_one(const char *root, const char *id, bool force, struct gc_repor
 		snprintf(line, sizeof(line), "%s: skipped (VM is running)", id);
 	} else {
 		/* items in sorted order, as the reference prints them */
+		/* a crash leaves an overlay mount's copy of a host tree behind */
+		clean_item(dir, "overlay", "overlay_snapshot_remove", items, sizeof(items));
 		clean_item(dir, "scratch.ext4", "scratch_remove", items, sizeof(items));
 		clean_item(dir, "ctl.sock", "socket_remove", items, sizeof(items));
+		clean_item(dir, "net.sock", "socket_remove", items, sizeof(items));
+		clean_item(dir, "files.sock", "socket_remove", items, sizeof(items));
 		if (*items)
 			snprintf(line, sizeof(line), "%s: cleaned %s", id, items);
 		else
