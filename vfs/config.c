@@ -42,6 +42,26 @@ int vfs_op_parse(const char *s)
 	return -1;
 }
 
+uint32_t vfs_ops_mask(const char *const *ops, size_t n)
+{
+	uint32_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		int op = vfs_op_parse(ops[i]);
+		if (op >= 0)
+			m |= 1u << op;
+	}
+	return m;
+}
+
+enum vfs_mount_type vfs_mount_type_parse(const char *s)
+{
+	if (s && !strcmp(s, "host_fs"))
+		return VFS_MOUNT_HOST_FS;
+	if (s && !strcmp(s, "overlay"))
+		return VFS_MOUNT_OVERLAY;
+	return VFS_MOUNT_MEMORY;
+}
+
 enum vfs_action vfs_action_parse(const char *s)
 {
 	if (s && !strcasecmp(s, "allow"))

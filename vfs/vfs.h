@@ -36,6 +36,13 @@ const char *vfs_op_name(enum vfs_op op);
 /* Case-insensitive, with the aliases read_dir and removeall; -1 when unknown. */
 int vfs_op_parse(const char *s);
 
+/* A rule's ops list as a mask: unknown names are dropped; none known (or an empty list) gives
+ * 0, which means every op. */
+uint32_t vfs_ops_mask(const char *const *ops, size_t n);
+/* MountConfig.type: "memory", "host_fs", "overlay"; anything else is memory, as the reference
+ * says. */
+enum vfs_mount_type vfs_mount_type_parse(const char *s);
+
 enum vfs_action { VFS_ACTION_NONE, VFS_ACTION_ALLOW, VFS_ACTION_BLOCK };
 /* Parses "allow"/"block"; anything else (missing, unknown) is NONE: the rule is ignored. */
 enum vfs_action vfs_action_parse(const char *s);
@@ -103,7 +110,9 @@ struct vfs_stats {
 };
 void vfs_get_stats(struct vfs *v, struct vfs_stats *s);
 
-/* ---- file events (rpc `event` with type "file") ---- */
+/* ---- file events (rpc `event` with type "file": timestamp = time_ms, file.op = vfs_op_name,
+ * file.path, file.size, file.mode = vfs_go_mode(mode), uid, gid; mode/uid/gid left out when 0)
+ * ---- */
 struct vfs_event {
 	enum vfs_op op;
 	char path[4096];      /* full guest path */
@@ -122,7 +131,9 @@ uint32_t vfs_go_mode(uint32_t posix_mode);
 
 /* ---- files API (rpc write_file / read_file / list_files), through the same tree, rules and
  * events as the guest's own requests. Paths are absolute guest paths under the workspace.
- * Error messages read like the guest's: "open /workspace/x: operation not permitted". ---- */
+ * Error messages read like the guest's: "open /workspace/x: operation not permitted" (the rpc
+ * server prefixes "guest file operation: "). Thread-safe; vfs_write_file waits (2 s at most)
+ * for the guest kernel to drop what it cached, so call it off the event loop. ---- */
 bool vfs_covers(const struct vfs *v, const char *guest_path);
 /* Creates missing parents (0755), writes the file (mode applies when it is created). */
 int vfs_write_file(struct vfs *v, const char *path, const void *data, size_t len, uint32_t mode,

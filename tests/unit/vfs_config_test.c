@@ -208,6 +208,12 @@ static void ops_and_actions(void **state)
 	assert_string_equal(vfs_op_name(VFS_OP_TRUNCATE), "truncate");
 	for (int i = 0; i < VFS_OP_COUNT; i++)
 		assert_int_equal(vfs_op_parse(vfs_op_name((enum vfs_op)i)), i);
+	const char *ops[] = { "write", "READ_DIR", "frobnicate" }, *none[] = { "frobnicate" };
+	assert_int_equal(vfs_ops_mask(ops, 3), (1u << VFS_OP_WRITE) | (1u << VFS_OP_READDIR));
+	assert_int_equal(vfs_ops_mask(none, 1), 0); /* all unknown: every op */
+	assert_int_equal(vfs_mount_type_parse("host_fs"), VFS_MOUNT_HOST_FS);
+	assert_int_equal(vfs_mount_type_parse("overlay"), VFS_MOUNT_OVERLAY);
+	assert_int_equal(vfs_mount_type_parse("tmpfs"), VFS_MOUNT_MEMORY);
 	assert_int_equal(vfs_action_parse("Block"), VFS_ACTION_BLOCK);
 	assert_int_equal(vfs_action_parse("allow"), VFS_ACTION_ALLOW);
 	assert_int_equal(vfs_action_parse("mutate_write"), VFS_ACTION_NONE);
