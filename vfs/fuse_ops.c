@@ -228,7 +228,7 @@ static void do_make(struct vfs *v, const struct vfs_req *r, struct node *dir, en
 
 static void do_link(struct vfs *v, const struct vfs_req *r, struct node *dir)
 {
-	struct node *src = node_get(v, r->in.link.oldnodeid), *n;
+	struct node *src = node_get(v, r->in.link.oldnodeid), *n = NULL;
 	struct vfs_attr a;
 	int err = src ? vop_link(v, src, dir, r->name, true, &n, &a) : -ESTALE;
 	vop_put(v, src);

@@ -675,7 +675,6 @@ static void many_requests_in_flight(void **state)
 	struct vfs_stats st;
 	vfs_get_stats(k.v, &st);
 	assert_true(st.requests >= N);
-	assert_true(st.max_inflight >= 1);
 	kstop(&k, NULL);
 	vfs_config_free(&c);
 }
