@@ -112,5 +112,17 @@ kill -TERM "$ML_PID"; wait "$ML_PID"
 check_eq "overlay: the host tree is byte-identical" "$before" "$(sum)"
 check_eq "overlay: the snapshot is removed with the VM" gone "$([ -e "$snap" ] || echo gone)"
 check_contains "overlay: the copy's cost is logged" "vfs: overlay /workspace: copied" "$(cat "$ML_HOME"/.matchlock/vms/"$vm"/logs/vm.log)"
+
+# ---- a supervisor killed with SIGKILL leaves its overlay copy; gc removes it ----
+rm -rf "$ML_HOME/.matchlock/vms"
+ml_bg run --image $IMG --rm=false --workspace /workspace -v "$H/proj:/workspace" -- true >/dev/null 2>"$T_TMP/ke"
+for _ in $(seq 1 240); do grep -q "is running" "$T_TMP/ke" && break; sleep 0.25; done
+kill -KILL "$ML_PID"; wait "$ML_PID" 2>/dev/null
+vm=$(ls "$ML_HOME/.matchlock/vms" | head -1)
+check_eq "killed run: its overlay copy is left behind" yes "$([ -d "$ML_HOME/.matchlock/vms/$vm/overlay/mount-000" ] && echo yes)"
+sleep 1
+out=$(ml gc 2>&1)
+check_contains "gc removes a crashed run's overlay copy" "$vm: cleaned overlay_snapshot_remove" "$out"
+check_eq "gc: the copy is gone" gone "$([ -e "$ML_HOME/.matchlock/vms/$vm/overlay" ] || echo gone)"
 check_no_qemu_left "no VM left"
 done_testing

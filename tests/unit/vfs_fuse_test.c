@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fuse.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -766,6 +767,58 @@ static void files_api_write_read_list(void **state)
 	vfs_config_free(&c);
 }
 
+/* A files API write with the guest connected: the kernel is told to drop the name and the file,
+ * then a sync marker follows, and the call returns once the agent has answered it. */
+struct api_write {
+	struct vfs *v;
+	int r;
+};
+static void *api_write_main(void *arg)
+{
+	struct api_write *w = arg;
+	struct ml_err e = { 0 };
+	w->r = vfs_write_file(w->v, "/workspace/from-api.txt", "api", 3, 0644, &e);
+	return NULL;
+}
+
+static void files_api_invalidates_then_syncs(void **state)
+{
+	(void)state;
+	struct vfs_config c = one_mount(VFS_MOUNT_HOST_FS, path_of("ws"), false);
+	struct kern k = kstart(&c);
+	struct fuse_entry_out e;
+	assert_int_equal(lookup(&k, 1, "from-api.txt", &e), 0); /* a negative entry the guest caches */
+	assert_int_equal(e.nodeid, 0);
+	struct api_write w = { .v = k.v, .r = 1 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, api_write_main, &w), 0);
+	bool inval_entry = false;
+	for (;;) {
+		struct fuse_out_header h;
+		size_t n = read_rep(&k, &h);
+		assert_int_equal(h.unique, 0); /* notifications only */
+		if (h.error == FUSE_NOTIFY_INVAL_ENTRY) {
+			struct fuse_notify_inval_entry_out o;
+			memcpy(&o, rbuf, sizeof(o));
+			inval_entry |= o.parent == 1 && o.namelen == 12 && !memcmp(rbuf + sizeof(o), "from-api.txt", 13);
+			continue;
+		}
+		if (h.error == FUSE_NOTIFY_INVAL_INODE)
+			continue;
+		assert_int_equal(h.error, 0x4d4c); /* the sync marker, after the invalidations */
+		assert_int_equal(n, 8);
+		assert_true(inval_entry);
+		send_req(&k, 0x4d4c0002u, 0, NULL, 0, NULL, NULL, rbuf, 8);
+		break;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(w.r, 0);
+	assert_string_equal(slurp("ws/from-api.txt"), "api");
+	kstop(&k, NULL);
+	vfs_config_free(&c);
+	unlink(path_of("ws/from-api.txt"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +835,7 @@ int main(void)
 		cmocka_unit_test(many_requests_in_flight),
 		cmocka_unit_test(large_directory_lists_every_entry),
 		cmocka_unit_test(files_api_write_read_list),
+		cmocka_unit_test(files_api_invalidates_then_syncs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
