@@ -1,7 +1,7 @@
 /* vfs/fuse_ops.c - one handler per FUSE opcode: take the decoded request, turn node ids and
  * handles into our objects (an id or fh we did not give out fails that request with ESTALE or
  * EBADF), call the workspace operation (vops.c), encode the reply. Caching the guest kernel
- * may do: entries, negative entries and attributes for ENTRY_TIMEOUT; writes are write-through
+ * may do: entries, negative entries and attributes (entry_timeout); writes are write-through
  * (no writeback cache), so each write() a guest program makes is one WRITE here, one event. */
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +15,6 @@
 #include "vfs/internal.h"
 #include "vfs/vops.h"
 
-#define ENTRY_TIMEOUT 1 /* seconds */
 
 static void reply_err(struct vfs *v, const struct vfs_req *r, int err)
 {
@@ -47,20 +46,34 @@ static void to_fuse_attr(const struct vfs_attr *a, struct fuse_attr *f)
 	};
 }
 
-/* A file with more than one name is more than one node (a node is a name here), so the guest
+/* How long the guest kernel may trust an entry or attributes. Only a live host mount (host_fs,
+ * ro) changes behind the guest's back, so only those get a short timeout (host edits show within
+ * a second); an overlay copy, a memory tree and synthesized directories change only through us,
+ * and our own changes from the files API are pushed to the kernel (fuse_invalidate).
+ * A file with more than one name is more than one node (a node is a name here), so the guest
  * kernel caches its attributes once per name; a write through one name must not leave another
  * with a stale size: such files' attributes are not cached at all. */
-static uint64_t attr_timeout(const struct vfs_attr *a)
+#define TIMEOUT_LIVE 1      /* seconds */
+#define TIMEOUT_PRIVATE 60
+
+static uint64_t entry_timeout(const struct vmount *m)
 {
-	return a && S_ISREG(a->mode) && a->nlink > 1 ? 0 : ENTRY_TIMEOUT;
+	return m && m->type == VFS_MOUNT_HOST_FS ? TIMEOUT_LIVE : TIMEOUT_PRIVATE;
 }
 
-static void fill_entry(struct fuse_entry_out *e, uint64_t nodeid, const struct vfs_attr *a)
+static uint64_t attr_timeout(const struct vmount *m, const struct vfs_attr *a)
+{
+	return a && S_ISREG(a->mode) && a->nlink > 1 ? 0 : entry_timeout(m);
+}
+
+/* m: the mount the entry belongs to (a negative entry: its directory's) */
+static void fill_entry(struct fuse_entry_out *e, uint64_t nodeid, const struct vmount *m,
+		       const struct vfs_attr *a)
 {
 	memset(e, 0, sizeof(*e));
 	e->nodeid = nodeid;
-	e->entry_valid = ENTRY_TIMEOUT;
-	e->attr_valid = attr_timeout(a);
+	e->entry_valid = entry_timeout(m);
+	e->attr_valid = attr_timeout(m, a);
 	if (a)
 		to_fuse_attr(a, &e->attr);
 }
@@ -72,17 +85,18 @@ static void reply_entry(struct vfs *v, const struct vfs_req *r, int err, struct 
 		return;
 	}
 	struct fuse_entry_out e;
-	fill_entry(&e, n->id, a);
+	fill_entry(&e, n->id, n->m, a);
 	reply_ok(v, r, &e, sizeof(e));
 }
 
-static void reply_attr(struct vfs *v, const struct vfs_req *r, int err, const struct vfs_attr *a)
+static void reply_attr(struct vfs *v, const struct vfs_req *r, int err, const struct vmount *m,
+		       const struct vfs_attr *a)
 {
 	if (err < 0) {
 		reply_err(v, r, err);
 		return;
 	}
-	struct fuse_attr_out o = { .attr_valid = attr_timeout(a) };
+	struct fuse_attr_out o = { .attr_valid = attr_timeout(m, a) };
 	to_fuse_attr(a, &o.attr);
 	reply_ok(v, r, &o, sizeof(o));
 }
@@ -167,7 +181,7 @@ static void do_lookup(struct vfs *v, const struct vfs_req *r, struct node *dir)
 	int err = vop_lookup(v, dir, r->name, true, &n, &a);
 	if (err == -ENOENT) { /* a negative entry the kernel may cache */
 		struct fuse_entry_out e;
-		fill_entry(&e, 0, NULL);
+		fill_entry(&e, 0, dir->m, NULL);
 		reply_ok(v, r, &e, sizeof(e));
 		return;
 	}
@@ -180,7 +194,7 @@ static void do_getattr(struct vfs *v, const struct vfs_req *r, struct node *n)
 	struct vfs_attr a;
 	int err = vop_stat(v, n, h && h->node == n ? h : NULL, &a);
 	handle_put(v, h);
-	reply_attr(v, r, err, &a);
+	reply_attr(v, r, err, n->m, &a);
 }
 
 static struct timespec fuse_time(uint64_t sec, uint32_t nsec, bool now)
@@ -204,7 +218,7 @@ static void do_setattr(struct vfs *v, const struct vfs_req *r, struct node *n)
 	struct vfs_attr a;
 	int err = vop_setattr(v, n, h && h->node == n ? h : NULL, &s, &a);
 	handle_put(v, h);
-	reply_attr(v, r, err, &a);
+	reply_attr(v, r, err, n->m, &a);
 }
 
 static void do_readlink(struct vfs *v, const struct vfs_req *r, struct node *n)
@@ -274,7 +288,7 @@ static void do_create(struct vfs *v, const struct vfs_req *r, struct node *dir)
 		reply_err(v, r, err);
 		return;
 	}
-	fill_entry(&out.e, n->id, &a);
+	fill_entry(&out.e, n->id, n->m, &a);
 	reply_ok(v, r, &out, sizeof(out));
 }
 
@@ -414,7 +428,7 @@ static size_t put_direntplus(struct vfs *v, struct handle *h, uint8_t *p, size_t
 	struct node *n;
 	struct vfs_attr a;
 	if (!dots && vop_lookup(v, h->node, e->name, true, &n, &a) == 0) {
-		fill_entry(&d.entry_out, n->id, &a);
+		fill_entry(&d.entry_out, n->id, n->m, &a);
 		d.dirent.ino = a.ino;
 	}
 	memcpy(p, &d, FUSE_NAME_OFFSET_DIRENTPLUS);
