@@ -34,6 +34,9 @@ check_eq "unknown option" \
 out=$(err_of --workspace /workspace -v "justone")
 check_eq "one part only" \
 	"rc=1 invalid volume mount \"justone\": expected format host:guest or host:guest:ro" "$out"
+out=$(err_of --workspace /workspace)
+check_eq "--workspace without a mount (the create rule)" \
+	"rc=1 invalid configuration: vfs.workspace requires at least one vfs.mounts entry" "$out"
 out=$(err_of --workspace '/work space' -v "$H/proj:/work space")
 check_contains "bad workspace path" "invalid configuration: vfs.workspace: invalid guest mount path" "$out"
 mkdir -p "$H/locked" && chown "$ML_USER" "$H/locked" && chmod 000 "$H/locked"
