@@ -258,7 +258,7 @@ struct handle *handle_of_node(struct vfs *v, struct node *n);
 uint64_t handles_count(struct vfs *v);
 
 /* ---- the whole thing ---- */
-#define VFS_EVENTS_MAX 4096
+#define VFS_EVENTS_MAX 1024 /* 4 KiB each (the path): 4 MiB at most per VM */
 struct vfs_event_queue {
 	pthread_mutex_t lock;
 	struct vfs_event *ring;
