@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 B        := build
 DATA     := $(B)/lib/matchlock
-LIB_SRCS := $(wildcard base/*.c vmm/*.c oci/*.c ext4/*.c disk/*.c rpc/*.c dnswire/*.c slirpnet/*.c mitm/*.c) agent/proto.c $(filter-out cli/main.c,$(wildcard cli/*.c))
+LIB_SRCS := $(wildcard base/*.c vmm/*.c oci/*.c ext4/*.c disk/*.c rpc/*.c dnswire/*.c slirpnet/*.c mitm/*.c vfs/*.c) agent/proto.c $(filter-out cli/main.c,$(wildcard cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 AGENT_SRCS := $(filter-out agent/proto.c,$(wildcard agent/*.c)) agent/proto.c base/err.c base/log.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(B)/agent-obj/%.o)

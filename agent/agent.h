@@ -11,7 +11,7 @@
 #include "agent/proto.h"
 #include "base/err.h"
 
-#define AGENT_CTL_PORT "org.matchlock.ctl"
+#define AGENT_CTL_PORT PROTO_PORT_CTL
 
 /* --- fsutil.c: small file helpers --- */
 int mkdir_p(const char *path, mode_t mode);
@@ -46,6 +46,9 @@ void disks_unmount(void);
 int config_apply(const struct proto_config *c, struct ml_err *e);
 /* cgroup every exec joins, or NULL when no CPU quota was asked for. */
 const char *config_exec_cgroup(void);
+
+/* --- workspace.c: CFG_WORKSPACE: FUSE at the workspace path, pumped over the files channel --- */
+int workspace_mount(const struct proto_config *c, struct ml_err *e);
 
 /* --- net.c: eth0 10.0.2.15/24 via 10.0.2.2 with the given MTU, IPv6 off --- */
 int net_configure(uint32_t mtu, struct ml_err *e);

@@ -246,6 +246,8 @@ void proto_config_free(struct proto_config *c)
 		free(c->disks[i].path);
 	}
 	free(c->disks);
+	free(c->ws_path);
+	free(c->ws_owner);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -319,6 +321,26 @@ static int put_disk(struct proto_msg *m, const struct proto_disk *d)
 	return proto_put_tlv(m, CFG_DISK, v, (uint32_t)(5 + slen + plen));
 }
 
+static int workspace_decode(const struct proto_tlv *w, struct proto_config *c)
+{
+	struct proto_tlv_iter it;
+	struct proto_tlv t;
+	int r;
+	proto_tlv_iter_init(&it, w->val, w->len);
+	while ((r = proto_tlv_next(&it, &t)) == 1) {
+		if (t.tag == WS_PATH)
+			r = c->ws_path ? -EPROTO : tlv_strdup(&t, &c->ws_path);
+		else if (t.tag == WS_OWNER)
+			r = c->ws_owner ? -EPROTO : tlv_strdup(&t, &c->ws_owner);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	/* the agent mounts there: an absolute path, or nothing */
+	return c->ws_path && c->ws_path[0] == '/' ? 0 : -EPROTO;
+}
+
 int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -336,6 +358,7 @@ int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c)
 		case CFG_MTU: r = tlv_u32(&t, &c->mtu); break;
 		case CFG_NETWORK: r = tlv_u32(&t, &c->network); break;
 		case CFG_DISK: r = tlv_disk(&t, c); break;
+		case CFG_WORKSPACE: r = c->ws_path ? -EPROTO : workspace_decode(&t, c); break;
 		default: r = 0; break; /* unknown tags are skipped: newer hosts may add fields */
 		}
 		if (r < 0)
@@ -365,6 +388,19 @@ int proto_config_encode(struct proto_msg *m, const struct proto_config *c)
 		r = proto_put_tlv_u32(m, CFG_NETWORK, c->network);
 	for (uint32_t i = 0; r == 0 && i < c->n_disks; i++)
 		r = put_disk(m, &c->disks[i]);
+	if (r == 0 && c->ws_path) {
+		/* nested TLVs: the outer header's length covers the inner ones */
+		size_t inner = 6 + strlen(c->ws_path) + (c->ws_owner ? 6 + strlen(c->ws_owner) : 0);
+		if (inner > PROTO_MAX_PAYLOAD)
+			return -EMSGSIZE;
+		r = proto_put_u16(m, CFG_WORKSPACE);
+		if (r == 0)
+			r = proto_put_u32(m, (uint32_t)inner);
+		if (r == 0)
+			r = proto_put_tlv_str(m, WS_PATH, c->ws_path);
+		if (r == 0 && c->ws_owner)
+			r = proto_put_tlv_str(m, WS_OWNER, c->ws_owner);
+	}
 	if (r)
 		m->len = m->frame_start; /* no half-built frame may stay queued */
 	return r ? r : proto_msg_end(m);

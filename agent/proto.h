@@ -52,6 +52,7 @@ enum proto_cfg_tag {
 	CFG_NETWORK = 7,    /* u32: 1 = configure eth0 */
 	CFG_DISK = 8,       /* repeated: u32 flags (PROTO_DISK_*), u8 serial length, serial, guest mount
 			     * path (the rest of the value) */
+	CFG_WORKSPACE = 9,  /* nested TLV (WS_*): mount the workspace over the files channel */
 };
 
 #define PROTO_MAX_DISKS       32u  /* CFG_DISK entries in one CONFIG */
@@ -60,6 +61,23 @@ enum proto_cfg_tag {
 enum proto_disk_flags {
 	PROTO_DISK_RO = 1u << 0,  /* mount read-only (the engine attached it read-only too) */
 };
+
+/* TLV tags inside CFG_WORKSPACE */
+enum proto_ws_tag {
+	WS_PATH = 1,        /* str: absolute guest path to mount the workspace at */
+	WS_OWNER = 2,       /* str: user spec (uid, uid:gid, name) owning the workspace's files */
+};
+
+/* The files channel (virtio-serial port PROTO_PORT_FILES) carries FUSE's own messages between
+ * the guest kernel's /dev/fuse and the supervisor's vfs/, plus these of ours: */
+#define PROTO_PORT_CTL     "org.matchlock.ctl"
+#define PROTO_PORT_FILES   "org.matchlock.files"
+#define FILES_AGENT_HELLO    0x4d4c0001u /* agent -> host, fuse_in_header opcode; payload u32 version,
+					  * u32 owner uid, u32 owner gid (sent before the mount) */
+#define FILES_AGENT_SYNC_ACK 0x4d4c0002u /* agent -> host; payload u64: the FILES_NOTIFY_SYNC answered */
+#define FILES_NOTIFY_SYNC    0x4d4c      /* host -> agent, fuse_out_header error with unique 0; payload u64
+					  * sequence; answered once every earlier message is in /dev/fuse */
+#define FILES_AGENT_VERSION  1u
 
 /* TLV tags inside PT_EXEC */
 enum proto_exec_tag {
@@ -150,6 +168,8 @@ struct proto_config {
 	uint32_t cpu_quota_us, mtu, network;
 	struct proto_disk *disks;
 	uint32_t n_disks;
+	char *ws_path;   /* CFG_WORKSPACE: NULL = no workspace */
+	char *ws_owner;  /* NULL = root */
 };
 /* Appends a disk to c (copies the strings). -EINVAL on a bad serial/path, -E2BIG past
  * PROTO_MAX_DISKS, -ENOMEM. */

@@ -107,3 +107,6 @@ row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(r
 
 # --- issue 12: exec into a running VM from another process; run -d to first exec ---
 . bench/vm.sh
+
+# --- issue 13: the workspace (vfs/) against the guest's own disk; overlay snapshot cost ---
+. bench/vfs.sh

@@ -37,6 +37,7 @@ struct run_flags {
 	bool no_network, intercept, detach, tty, interactive, pull, rm, privileged;
 	bool timeout_set;
 	long exec_timeout_s;  /* what --timeout leaves for the command once the sandbox is up */
+	struct vfs_config vfs; /* --workspace and -v; no mounts: no workspace */
 };
 
 static struct flag *run_flag_table(struct run_flags *f)
@@ -44,8 +45,8 @@ static struct flag *run_flag_table(struct run_flags *f)
 	static struct flag t[40];
 	struct flag tmp[] = {
 		{ "image", 0, FLAG_STRING, &f->image, "Image reference (registry ref or local tag)", NULL, false, false },
-		{ "workspace", 0, FLAG_STRING, &f->workspace, "Guest mount point of the VFS tree", NULL, true, false },
-		{ "volume", 'v', FLAG_STRING_LIST, &f->volume, "host:guest[:ro|overlay|host_fs] mount (requires --workspace)", NULL, true, false },
+		{ "workspace", 0, FLAG_STRING, &f->workspace, "Guest mount point of the VFS tree", NULL, false, false },
+		{ "volume", 'v', FLAG_STRING_LIST, &f->volume, "host:guest[:ro|overlay|host_fs] mount (requires --workspace)", NULL, false, false },
 		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, false, false },
 		{ "env", 'e', FLAG_STRING_ARRAY, &f->env, "Environment variable KEY=VALUE or KEY (from the host)", NULL, false, false },
 		{ "env-file", 0, FLAG_STRING_ARRAY, &f->env_file, "File of KEY=VALUE or KEY lines", NULL, false, false },
@@ -328,7 +329,9 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 		ws = (struct winsize){ .ws_row = 24, .ws_col = 80 };
 	struct proto_exec x = {
 		.argv = argv->v, .env = env->v,
-		.cwd = f->workdir && *f->workdir ? f->workdir : (c->workdir && *c->workdir ? c->workdir : "/"),
+		/* -w, else the image's WORKDIR, else the workspace, else / */
+		.cwd = f->workdir && *f->workdir ? f->workdir : c->workdir && *c->workdir ? c->workdir
+			: f->vfs.n_mounts ? f->vfs.workspace : "/",
 		.user = f->user && *f->user ? f->user : c->user,
 		.flags = (it ? EXF_TTY : 0) | (f->interactive ? EXF_STDIN : 0) | (f->privileged ? EXF_PRIVILEGED : 0),
 		.rows = ws.ws_row, .cols = ws.ws_col,
@@ -441,6 +444,7 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		.block_private_ips = true,
 		.publish = net->pub, .n_publish = net->n_pub,
 		.disks = net->disks, .n_disks = net->n_disks,
+		.vfs = f->vfs.n_mounts ? &f->vfs : NULL,
 	};
 	_cleanup_free_ char *rec = record_json(f, env, hosts);
 	sc.record_json = rec;
@@ -525,8 +529,12 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 		return r;
 	if (f.tty && f.interactive && !isatty(STDIN_FILENO))
 		return ml_err_set(e, -EINVAL, "Error: -it requires a TTY");
-	if ((r = specs_env(&f.env_file, &f.env, &env, e)) < 0)
+	if ((r = specs_volumes(f.workspace, &f.volume, f.user, &f.vfs, e)) < 0)
 		return r;
+	if ((r = specs_env(&f.env_file, &f.env, &env, e)) < 0) {
+		vfs_config_free(&f.vfs);
+		return r;
+	}
 	for (size_t i = 0; i < f.add_host.n; i++) {
 		char *line = NULL;
 		if ((r = specs_add_host(f.add_host.v[i], &line, e)) < 0)
@@ -544,6 +552,7 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 		r = run_sandbox(&f, &args, &env, &hosts, &net, e);
 	free(net.pub);
 	specs_disks_free(net.disks, net.n_disks);
+	vfs_config_free(&f.vfs);
 	strv_clear(&args);
 	strv_clear(&env);
 	strv_clear(&hosts);

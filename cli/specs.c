@@ -192,3 +192,30 @@ int specs_disks(const struct strv *specs, const char *vols, const char *workspac
 	*n = got;
 	return 0;
 }
+
+int specs_volumes(const char *workspace, const struct strv *volumes, const char *owner,
+		  struct vfs_config *out, struct ml_err *e)
+{
+	*out = (struct vfs_config){ 0 };
+	if (volumes->n && (!workspace || !*workspace))
+		return ml_err_set(e, -EINVAL, "--workspace is required when using --volume");
+	if (!volumes->n && (!workspace || !*workspace))
+		return 0;
+	if (!(out->workspace = strdup(workspace)) || (owner && *owner && !(out->owner = strdup(owner))))
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < volumes->n; i++) {
+		struct vfs_mount_cfg m;
+		int r = vfs_volume_parse(volumes->v[i], workspace, &m, e);
+		if (r == 0 && (r = vfs_config_add_mount(out, &m)) < 0)
+			ml_err_set(e, r, "out of memory");
+		vfs_mount_cfg_free(&m);
+		if (r < 0) {
+			vfs_config_free(out);
+			return r;
+		}
+	}
+	int r = vfs_config_validate(out, e);
+	if (r < 0)
+		vfs_config_free(out);
+	return r;
+}

@@ -217,7 +217,18 @@ static int fill_config(struct sandbox *sb)
 		sb->pcfg.cpu_quota_us = (uint32_t)(o->cpus * 100000.0);
 	sb->pcfg.network = o->network;
 	sb->pcfg.mtu = o->network ? o->mtu : 0;
-	return sandbox_disks_config(sb->disks, &sb->pcfg, NULL);
+	int r = sandbox_disks_config(sb->disks, &sb->pcfg, NULL);
+	if (r < 0)
+		return r;
+	if (sb->vfs) {
+		/* files the guest never chowned belong to the run's user: -u, else the image's USER */
+		const char *owner = vfs_owner_spec(sb->vfs) ? vfs_owner_spec(sb->vfs) : sb->img->config.user;
+		sb->pcfg.ws_path = strdup(vfs_workspace(sb->vfs));
+		sb->pcfg.ws_owner = owner && *owner ? strdup(owner) : NULL;
+		if (!sb->pcfg.ws_path)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 /* The guest's NIC is live from the engine's start: serve it before the guest boots. */
@@ -251,6 +262,7 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 		.rootfs = sb->prep.rootfs, .scratch = sb->prep.scratch, .vcpus = (unsigned)ceil(o->cpus),
 		.mem_mb = o->mem_mb, .accel = vmm_accel_choose(s->accel, reason, sizeof(reason)),
 		.network = o->network, .log = sb->log, .engine = s->engine, .qemu_user_net = s->qemu_user_net,
+		.files = sb->vfs != NULL,
 	};
 	vmstate_phase(sb->state_dir, sb->id, "starting", NULL);
 	vc.drives = sandbox_disks_drives(sb->disks, &vc.n_drives);
@@ -262,6 +274,8 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 		return ml_err_wrap(e, "starting sandbox");
 	if ((r = start_network(sb, e)) < 0)
 		return r;
+	if (sb->vfs && (r = vfs_start(sb->vfs, vmm_chan_fd(sb->vm, VMM_CHAN_FILES), e)) < 0)
+		return ml_err_wrap(e, "starting sandbox");
 	r = ctl_new(vmm_ctl_fd(sb->vm), &sandbox_ctl_ops, sb, &sb->ctl);
 	if (r < 0)
 		return ml_err_set(e, r, "starting sandbox: out of memory");
@@ -295,6 +309,8 @@ void sb_boot_teardown(struct sandbox *sb)
 	 * engine's fd is closed */
 	net_stop(sb->net);
 	sb->net = NULL;
+	/* the workspace's workers hold the files channel's fd: they end before it closes */
+	vfs_stop(sb->vfs);
 	if (sb->vm) {
 		ml_loop_unwatch(sb->loop, vmm_ctl_fd(sb->vm));
 		ml_loop_unwatch(sb->loop, vmm_console_fd(sb->vm));

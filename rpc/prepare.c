@@ -160,6 +160,9 @@ static int prepare(struct sandbox *sb, struct ml_err *e)
 	if (r == 0)
 		r = prepare_disks(sb, store, e);
 	oci_store_free(store);
+	/* overlay snapshots are copies of host trees: slow, so here and not on the loop */
+	if (r == 0 && sb->cfg->vfs)
+		r = vfs_new(sb->cfg->vfs, sb->state_dir, &sb->vfs, e);
 	if (r == 0)
 		r = check_cancel(sb, e);
 	if (r == 0 && (r = vmm_initramfs(&sb->assets, s->cache_dir, &sb->prep.initrd, e)) < 0)

@@ -20,6 +20,7 @@ const char *sandbox_state_dir(const struct sandbox *sb) { return sb->state_dir; 
 bool sandbox_is_ready(const struct sandbox *sb) { return sb->state == SB_READY; }
 const struct oci_config *sandbox_image_config(const struct sandbox *sb) { return &sb->img->config; }
 struct ctl *sandbox_ctl(struct sandbox *sb) { return sb->ctl; }
+struct vfs *sandbox_vfs(struct sandbox *sb) { return sb->vfs; }
 struct ml_logger *sandbox_logger(struct sandbox *sb) { return sb->worker_running ? NULL : sb->log; }
 const char *sandbox_console_tail(struct sandbox *sb) { return sb->vm ? vmm_console_tail(sb->vm) : ""; }
 
@@ -169,6 +170,7 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state)
 	if (started && !remove_state)
 		vmstate_phase(sb->state_dir, sb->id, "stopping", NULL);
 	sb_boot_teardown(sb);
+	vfs_free(sb->vfs); /* removes the overlay snapshots, even with the state dir kept */
 	ml_logger_close(sb->log);
 	if (remove_state && sb->state_dir) {
 		ml_rm_rf(sb->state_dir);

@@ -21,6 +21,7 @@
 #include "disk/disk.h"
 #include "oci/oci.h"
 #include "rpc/settings.h"
+#include "vfs/vfs.h"
 #include "vmm/vmm.h"
 
 #define SANDBOX_DEFAULT_IMAGE "matchlock/default:latest"
@@ -53,6 +54,9 @@ struct sandbox_config {
 	size_t n_disks;
 	int boot_timeout_s;      /* 0 = settings->boot_timeout_s */
 	const char *record_json; /* the options as the VM's record shows them (`get`), or NULL */
+	/* The workspace (NULL: none): mounts opened and overlay snapshots taken while preparing,
+	 * served over the files channel from boot. Its owner defaults to the image's USER. */
+	const struct vfs_config *vfs;
 };
 
 /* Where creation is; the progress event says which step starts (text: a line for the user). */
@@ -91,6 +95,8 @@ bool sandbox_is_ready(const struct sandbox *sb);
 /* Valid once ready. */
 const struct oci_config *sandbox_image_config(const struct sandbox *sb);
 struct ctl *sandbox_ctl(struct sandbox *sb);
+/* The workspace (files API, file events), or NULL without one. Valid once ready. */
+struct vfs *sandbox_vfs(struct sandbox *sb);
 /* The sandbox's vm.log (valid once `progress` or any later event was delivered; may be NULL
  * before the state dir exists). Command output the caller wants logged goes here. */
 struct ml_logger *sandbox_logger(struct sandbox *sb);

@@ -50,6 +50,7 @@ struct sandbox {
 	struct oci_image *img;
 	struct vmm_assets assets;
 	struct ml_logger *log;
+	struct vfs *vfs;                 /* the workspace, or NULL */
 
 	/* boot and life (loop thread) */
 	struct vmm *vm;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -220,8 +221,11 @@ static void clean_leftovers(const char *dir, char *items, size_t n)
 {
 	clean_item(dir, "ctl.sock", "control_socket_remove", items, n);
 	clean_item(dir, "exec.sock", "exec_socket_remove", items, n);
+	clean_item(dir, "files.sock", "files_socket_remove", items, n);
 	clean_item(dir, "net", "network_dir_remove", items, n);
 	clean_item(dir, "net.sock", "network_socket_remove", items, n);
+	/* an overlay mount's copy of a host tree (vfs/) */
+	clean_item(dir, "overlay", "overlay_snapshot_remove", items, n);
 	clean_item(dir, "scratch.ext4", "scratch_remove", items, n);
 }
 

@@ -80,9 +80,19 @@ struct vmm_config {
 	bool network;            /* false: no NIC at all; true: a virtio-net NIC whose frames come to
 				  * us on vmm_net_fd() (or, with MATCHLOCK_NET_BACKEND=qemu-user, go to
 				  * QEMU's own user networking: the benchmark's baseline only) */
+	bool files;              /* the workspace's files channel (vfs/ serves it) */
 	struct ml_logger *log;   /* console and engine messages go here (not owned; NULL: nowhere) */
 	const char *engine;      /* the engine binary; NULL: qemu-system-x86_64 from $PATH */
 	bool qemu_user_net;      /* benchmark baseline: QEMU's own user networking, no policy */
+};
+
+/* The guest channels: byte streams between the supervisor and the guest, each a unix socket
+ * in the state dir (<name>.sock) that the engine connects to at start. */
+enum vmm_chan {
+	VMM_CHAN_CTL,    /* control protocol (agent/PROTOCOL.md), virtio-serial org.matchlock.ctl */
+	VMM_CHAN_NET,    /* the NIC's frames (vmm_netstream), with `network` */
+	VMM_CHAN_FILES,  /* the workspace's FUSE traffic (vfs/), virtio-serial org.matchlock.files */
+	VMM_CHAN_COUNT
 };
 
 struct vmm;
@@ -90,7 +100,9 @@ struct vmm;
  * PR_SET_PDEATHSIG), and waits until the engine has connected the channel. Returns with the
  * guest booting; the agent announces itself with PT_HELLO on vmm_ctl_fd(). */
 int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e);
-int vmm_ctl_fd(const struct vmm *vm);      /* control channel, nonblocking, owned by vm */
+/* The engine's connection for channel ch (nonblocking, owned by vm), -1 when it is off. */
+int vmm_chan_fd(const struct vmm *vm, enum vmm_chan ch);
+int vmm_ctl_fd(const struct vmm *vm);      /* vmm_chan_fd(vm, VMM_CHAN_CTL) */
 int vmm_console_fd(const struct vmm *vm);  /* engine stdout+stderr (guest console), nonblocking */
 /* Reads what the console has and appends it to the log (capped) and to the in-memory tail.
  * Returns 0, or -EPIPE once the engine closed it (it exited). */

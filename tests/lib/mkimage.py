@@ -7,7 +7,7 @@ given (uid, gid, mode, type), so the tests know what the guest must show.
 
 Scenarios: fidelity (many entry types; EXPECT gets 'path uid gid mode type [target]' lines),
 whiteout, traversal, abs-hardlink, hardlink-outside, truncated, config (Entrypoint/Cmd/Env/
-User/WorkingDir set); for the registry tests: multilayer (whiteouts, hard links, setuid over
+User/WorkingDir set), noworkdir (no WorkingDir); for the registry tests: multilayer (whiteouts, hard links, setuid over
 three layers: gzip, uncompressed, zstd), platforms (an index: linux/arm64 first, linux/arm/v7,
 linux/amd64; each adds /platform naming itself), noamd64 (an index without linux/amd64), big
 (a 100 MB uncompressed layer of random bytes), bomb (a gzip layer of 1 MiB expanding to 16 GiB:
@@ -165,6 +165,10 @@ def build(scenario, base, out, expect_path):
                                             add(t, "entry.sh", data=b"#!/bin/sh\necho entry:\"$@\"\n", mode=0o755))))
         config["config"].update({"Entrypoint": ["/entry.sh"], "Cmd": ["from-cmd"], "User": "nobody",
                                  "WorkingDir": "/work", "Env": config["config"]["Env"] + ["IMG_VAR=from-image"]})
+    elif scenario == "noworkdir":
+        # like most public images: no WorkingDir, so a workspace becomes the working directory
+        config["config"].pop("WorkingDir", None)
+        extra.append(layer_bytes(lambda t: add(t, "noworkdir", data=b"1")))
     elif scenario == "multilayer":
         def l1(t):
             add(t, "ml", tarfile.DIRTYPE, mode=0o755)

@@ -152,6 +152,41 @@ static void too_many_disks_are_an_error(void **state)
 	proto_msg_free(&m);
 }
 
+/* CONFIG tag 9: the workspace's path and owner, nested TLVs; without it no workspace. */
+static void config_workspace_round_trip_and_bad_nesting(void **state)
+{
+	(void)state;
+	struct proto_config in = { .hostname = "box", .ws_path = "/workspace", .ws_owner = "1000:1000" };
+	struct proto_msg m;
+	proto_msg_init(&m);
+	assert_int_equal(proto_config_encode(&m, &in), 0);
+	uint32_t len;
+	const uint8_t *p = payload_of(&m, &len);
+	struct proto_config out;
+	assert_int_equal(proto_config_decode(p, len, &out), 0);
+	assert_string_equal(out.ws_path, "/workspace");
+	assert_string_equal(out.ws_owner, "1000:1000");
+	proto_config_free(&out);
+	proto_msg_free(&m);
+	in.ws_owner = NULL;
+	proto_msg_init(&m);
+	assert_int_equal(proto_config_encode(&m, &in), 0);
+	p = payload_of(&m, &len);
+	assert_int_equal(proto_config_decode(p, len, &out), 0);
+	assert_string_equal(out.ws_path, "/workspace");
+	assert_null(out.ws_owner);
+	proto_config_free(&out);
+	proto_msg_free(&m);
+	/* a relative path, a nested TLV that runs past its parent, and tag 9 twice are refused */
+	static const uint8_t rel[] = { 9, 0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 'w' };
+	assert_int_equal(proto_config_decode(rel, sizeof(rel), &out), -EPROTO);
+	static const uint8_t over[] = { 9, 0, 7, 0, 0, 0, 1, 0, 9, 0, 0, 0, '/' };
+	assert_int_equal(proto_config_decode(over, sizeof(over), &out), -EPROTO);
+	static const uint8_t twice[] = { 9, 0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, '/',
+					 9, 0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, '/' };
+	assert_int_equal(proto_config_decode(twice, sizeof(twice), &out), -EPROTO);
+}
+
 static void exec_round_trip_keeps_argv_env_and_options(void **state)
 {
 	(void)state;
@@ -405,6 +440,7 @@ int main(void)
 		cmocka_unit_test(config_disks_round_trip_in_order),
 		cmocka_unit_test(bad_disk_entries_are_errors),
 		cmocka_unit_test(too_many_disks_are_an_error),
+		cmocka_unit_test(config_workspace_round_trip_and_bad_nesting),
 		cmocka_unit_test(exec_round_trip_keeps_argv_env_and_options),
 		cmocka_unit_test(exec_without_env_decodes_to_empty_env),
 		cmocka_unit_test(reader_reassembles_frames_fed_byte_by_byte),
