@@ -535,6 +535,8 @@ static void argv_extra_drives_raw_ro_and_reported_errors(void **state)
 	assert_true(argv_has(a, "-device", "virtio-blk-device,drive=xd1,serial=disk1"));
 	assert_true(argv_has(a, "-drive", "id=scratch,file=/scr,format=raw,if=none,cache=unsafe,"
 			     "discard=unmap,werror=report"));
+}
+
 /* Every channel of the table is a socket the engine connects to: the files channel is one more
  * virtio-serial port beside the control port, named for the guest to find. */
 static void argv_files_channel_is_a_second_port(void **state)
