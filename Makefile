@@ -67,16 +67,27 @@ $(B)/tests/%: tests/unit/%.c tests/common/process_init.c $(B)/libmatchlock.a
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-# libFuzzer targets, built with clang + ASan/UBSan against the library sources directly.
+# libFuzzer targets, built with clang + ASan/UBSan. The library is compiled once for them
+# (instrumented, without libFuzzer's main) and each target links against it.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ_CFLAGS := $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS))
 # Without cli/: no target fuzzes it, and its files need main.c's symbols (cli_settings).
-FUZZ_LIB_SRCS := $(filter-out cli/%,$(LIB_SRCS))
-$(B)/fuzz/%: tests/fuzz/%.c tests/common/process_init.c $(FUZZ_LIB_SRCS)
+FUZZ_LIB_SRCS := $(filter-out cli/%,$(LIB_SRCS)) tests/common/process_init.c
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(B)/fuzz-obj/%.o)
+$(B)/fuzz-obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(FUZZ_LIB_SRCS) $(PKG_LIBS) -o $@
+	clang $(FUZZ_OBJ_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+$(B)/libfuzz.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+# process_init.o is linked whole: nothing refers to its constructor, so the archive would skip it
+$(B)/fuzz/%: tests/fuzz/%.c $(B)/libfuzz.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< $(B)/fuzz-obj/tests/common/process_init.o $(B)/libfuzz.a $(PKG_LIBS) -o $@
 fuzz: $(FUZZ_BINS)
 FUZZ_SECONDS ?= 20
-fuzz-run: $(FUZZ_BINS)
+fuzz-run:
+	$(MAKE) -j2 fuzz
 	sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 e2e: all
@@ -104,6 +115,6 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/matchlock $(DESTDIR)$(PREFIX)/lib/matchlock
 
 clean:
-	rm -rf $(B)/obj $(B)/agent-obj $(B)/bin $(B)/tests $(B)/fuzz $(B)/libmatchlock.a build-asan
+	rm -rf $(B)/obj $(B)/agent-obj $(B)/fuzz-obj $(B)/bin $(B)/tests $(B)/fuzz $(B)/libmatchlock.a $(B)/libfuzz.a build-asan
 
--include $(shell find $(B)/obj $(B)/agent-obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/agent-obj $(B)/fuzz-obj -name '*.d' 2>/dev/null)
