@@ -59,13 +59,50 @@ static void on_net_events(struct ml_loop *l, int fd, short rev, void *arg)
 	}
 }
 
+/* ---- workspace file events -> `event` notifications (what the SDKs' VFS hooks run on) ---- */
+static void on_file_events(struct ml_loop *l, int fd, short rev, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)rev;
+	struct rpc_server *s = arg;
+	struct vfs *v = s->vm.sb ? sandbox_vfs(s->vm.sb) : NULL;
+	struct vfs_event ev;
+	for (int i = 0; v && i < EVENTS_BATCH && vfs_event_next(v, &ev); i++) {
+		json_t *f = json_pack("{s:s, s:s, s:I}", "op", vfs_op_name(ev.op), "path", ev.path, "size", (json_int_t)ev.size);
+		if (f && ev.mode)
+			json_object_set_new(f, "mode", json_integer(vfs_go_mode(ev.mode)));
+		if (f && ev.uid)
+			json_object_set_new(f, "uid", json_integer(ev.uid));
+		if (f && ev.gid)
+			json_object_set_new(f, "gid", json_integer(ev.gid));
+		json_t *p = f ? json_pack("{s:s, s:I, s:o}", "type", "file", "timestamp", (json_int_t)ev.time_ms, "file", f) : NULL;
+		if (p)
+			rpc_broadcast_event(s, p);
+	}
+}
+
 static void watch_events(struct rpc_server *s)
 {
 	struct net *net = sandbox_net(s->vm.sb);
-	if (!net)
-		return;
-	s->vm.events_watch = net_events_fd(net);
-	ml_loop_watch(s->o.loop, s->vm.events_watch, POLLIN, on_net_events, s);
+	struct vfs *v = sandbox_vfs(s->vm.sb);
+	if (net) {
+		s->vm.events_watch = net_events_fd(net);
+		ml_loop_watch(s->o.loop, s->vm.events_watch, POLLIN, on_net_events, s);
+	}
+	if (v && vfs_events_fd(v) >= 0) {
+		s->vm.file_events_watch = vfs_events_fd(v);
+		ml_loop_watch(s->o.loop, s->vm.file_events_watch, POLLIN, on_file_events, s);
+	}
+}
+
+static void unwatch_events(struct rpc_server *s)
+{
+	if (s->vm.events_watch >= 0)
+		ml_loop_unwatch(s->o.loop, s->vm.events_watch);
+	if (s->vm.file_events_watch >= 0)
+		ml_loop_unwatch(s->o.loop, s->vm.file_events_watch);
+	s->vm.events_watch = s->vm.file_events_watch = -1;
 }
 
 /* ---- the VM's exec defaults (rpc.md exec semantics) ---- */
@@ -100,9 +137,7 @@ static void create_fail_now(struct ml_loop *l, void *arg)
 	/* unless the client's end closed this VM meanwhile (then c is already freed) */
 	if (s->vm.create == cr->c) {
 		rpc_server_unlisten(s); /* ev_ready may have opened the VM's control socket */
-		if (s->vm.events_watch >= 0)
-			ml_loop_unwatch(s->o.loop, s->vm.events_watch);
-		s->vm.events_watch = -1;
+		unwatch_events(s);
 		if (s->vm.sb) {
 			exec_ops_vm_gone(s, true);
 			sandbox_destroy(s->vm.sb, true);
@@ -229,7 +264,7 @@ void rpc_m_create(struct rpc_req *r)
 		rpc_reply_error(r, rc == -EINVAL ? RPC_INVALID_PARAMS : RPC_VM_FAILED, "%s", e.msg);
 		return;
 	}
-	if (rpc_create_check_host(c, &e) < 0) {
+	if (rpc_create_check_host(c, &e) < 0 || rpc_create_check_disks(c, &e) < 0) {
 		rpc_create_free(c);
 		rpc_reply_error(r, RPC_VM_FAILED, "%s", e.msg);
 		return;
@@ -265,9 +300,7 @@ static void close_finish(struct closing *cl)
 	cl->finished = true;
 	if (cl->timer)
 		ml_loop_cancel(s->o.loop, cl->timer);
-	if (s->vm.events_watch >= 0)
-		ml_loop_unwatch(s->o.loop, s->vm.events_watch);
-	s->vm.events_watch = -1;
+	unwatch_events(s);
 	struct sandbox *sb = s->vm.sb;
 	if (sb && s->vm.owned) {
 		exec_ops_vm_gone(s, true);
@@ -318,6 +351,7 @@ void rpc_vm_close(struct rpc_server *s, int timeout_ms, void (*done)(void *arg),
 	}
 	*cl = (struct closing){ .srv = s, .done = done, .arg = arg };
 	rpc_server_unlisten(s);
+	rpc_offload_join_all(s); /* workspace file calls in flight finish against a live VM */
 	rpc_launch_stop(s);
 	rpc_server_cancel_all(s);
 	if (s->vm.sb && s->vm.ready)
@@ -373,9 +407,8 @@ int rpc_server_set_base_forwards(struct rpc_server *s, const struct sandbox_publ
 void rpc_server_detach(struct rpc_server *s)
 {
 	rpc_server_unlisten(s);
-	if (s->vm.events_watch >= 0)
-		ml_loop_unwatch(s->o.loop, s->vm.events_watch);
-	s->vm.events_watch = -1;
+	rpc_offload_join_all(s);
+	unwatch_events(s);
 	rpc_server_cancel_all(s);
 	if (s->vm.sb)
 		exec_ops_vm_gone(s, true); /* its creator destroys it (and the channel) next */

@@ -13,6 +13,8 @@
 
 #include "base/cleanup.h"
 #include "base/strv.h"
+#include "disk/disk.h"
+#include "vfs/vfs.h"
 
 #define DEFAULT_CPUS 1.0
 #define DEFAULT_MEMORY_MB 512
@@ -286,60 +288,80 @@ static int parse_network(struct rpc_create *c, json_t *p, struct ml_err *e)
 	return 0;
 }
 
-/* ---- vfs: validated as the protocol says; mounts are not served by this build ---- */
-static bool guest_path_ok(const char *p)
+/* ---- vfs: the workspace's mounts, rules and events (vfs/ checks them with the protocol's
+ * messages) ---- */
+static int parse_mount(struct rpc_create *c, const char *guest, json_t *m, struct ml_err *e)
 {
-	if (!p || p[0] != '/' || !p[1])
-		return false;
-	for (const char *q = p; *q; q++)
-		if (!isalnum((unsigned char)*q) && !strchr("/_.-", *q))
-			return false;
-	return true;
+	if (!json_is_object(m))
+		return type_error(e, m, "CreateParams.vfs.mounts", "api.MountConfig");
+	struct vfs_mount_cfg mc = { 0 };
+	_cleanup_free_ char *type = NULL;
+	int r = get_str(m, "type", "CreateParams.vfs.mounts.type", &type, e);
+	if (r == 0)
+		r = get_str(m, "host_path", "CreateParams.vfs.mounts.host_path", &mc.host_path, e);
+	if (r == 0)
+		r = get_bool(m, "readonly", "CreateParams.vfs.mounts.readonly", &mc.readonly, e);
+	if (r < 0) {
+		vfs_mount_cfg_free(&mc);
+		return r;
+	}
+	mc.type = vfs_mount_type_parse(type ? type : "");
+	json_t *up = json_object_get(m, "upper"), *lo = json_object_get(m, "lower");
+	mc.upper_lower = (up && !json_is_null(up)) || (lo && !json_is_null(lo));
+	if (!(mc.guest_path = strdup(guest)) || vfs_config_add_mount(&c->vfs, &mc) < 0) {
+		vfs_mount_cfg_free(&mc);
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
-/* path.Clean for absolute paths: collapse //, ., .. */
-static void clean_path(const char *in, char *out, size_t cap)
+static int parse_vfs_rule(struct rpc_create *c, json_t *j, struct ml_err *e)
 {
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s", in);
-	size_t n = 0;
-	out[n++] = '/';
-	char *save = NULL;
-	for (char *seg = strtok_r(tmp, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
-		if (!strcmp(seg, "."))
-			continue;
-		if (!strcmp(seg, "..")) {
-			while (n > 1 && out[n - 1] != '/')
-				n--;
-			if (n > 1)
-				n--;
-			continue;
-		}
-		if (n > 1 && n < cap - 1)
-			out[n++] = '/';
-		for (char *s = seg; *s && n < cap - 1; s++)
-			out[n++] = *s;
+	if (!json_is_object(j))
+		return type_error(e, j, "CreateParams.vfs.interception.rules", "api.VFSHookRule");
+	struct vfs_rule rule = { 0 };
+	_cleanup_free_ char *phase = NULL, *action = NULL;
+	_cleanup_strv_ char **ops = NULL;
+	double tmo = 0;
+	int r = get_str(j, "name", "CreateParams.vfs.interception.rules.name", &rule.name, e);
+	if (r == 0)
+		r = get_str(j, "phase", "CreateParams.vfs.interception.rules.phase", &phase, e);
+	if (r == 0)
+		r = get_str(j, "path", "CreateParams.vfs.interception.rules.path", &rule.path, e);
+	if (r == 0)
+		r = get_str(j, "action", "CreateParams.vfs.interception.rules.action", &action, e);
+	if (r == 0)
+		r = get_strv(j, "ops", "CreateParams.vfs.interception.rules.ops", &ops, NULL, e);
+	if (r == 0)
+		r = get_num(j, "timeout_ms", "CreateParams.vfs.interception.rules.timeout_ms", true, &tmo, e);
+	rule.after = phase && !strcasecmp(phase, "after");
+	rule.ops = vfs_ops_mask((const char *const *)ops, strv_len(ops));
+	rule.action = vfs_action_parse(action ? action : "");
+	rule.timeout_ms = (int)fmin(fmax(tmo, 0), 1 << 30);
+	struct vfs_rule *nr = r == 0 ? realloc(c->vfs.rules, (c->vfs.n_rules + 1) * sizeof(*nr)) : NULL;
+	if (!nr) {
+		vfs_rule_free(&rule);
+		return r < 0 ? r : ml_err_set(e, -ENOMEM, "out of memory");
 	}
-	out[n] = '\0';
+	c->vfs.rules = nr;
+	nr[c->vfs.n_rules++] = rule;
+	return 0;
 }
 
-static int check_vfs_mounts(json_t *mounts, const char *ws, struct ml_err *e)
+static int parse_vfs_interception(struct rpc_create *c, json_t *icpt, struct ml_err *e)
 {
-	const char *k;
-	json_t *v;
-	char clean[4096], wsc[4096];
-	clean_path(ws, wsc, sizeof(wsc));
-	json_object_foreach(mounts, k, v) {
-		if (k[0] != '/')
-			return ml_err_set(e, -EINVAL, "invalid configuration: guest path must be absolute: \"%s\"", k);
-		clean_path(k, clean, sizeof(clean));
-		size_t wl = strlen(wsc);
-		bool inside = !strcmp(wsc, "/") || !strcmp(clean, wsc) ||
-			      (!strncmp(clean, wsc, wl) && clean[wl] == '/');
-		if (!inside)
-			return ml_err_set(e, -EINVAL, "invalid configuration: guest path must be within workspace: "
-					  "\"%s\" not in \"%s\"", clean, ws);
-	}
+	c->vfs.interception = true;
+	int r = get_bool(icpt, "emit_events", "CreateParams.vfs.interception.emit_events", &c->vfs.emit_events, e);
+	json_t *rules = json_object_get(icpt, "rules");
+	if (r < 0 || !rules || json_is_null(rules))
+		return r;
+	if (!json_is_array(rules))
+		return type_error(e, rules, "CreateParams.vfs.interception.rules", "[]api.VFSHookRule");
+	size_t i;
+	json_t *it;
+	json_array_foreach(rules, i, it)
+		if ((r = parse_vfs_rule(c, it, e)) < 0)
+			return r;
 	return 0;
 }
 
@@ -349,26 +371,61 @@ static int parse_vfs(struct rpc_create *c, json_t *p, struct ml_err *e)
 	int r = get_obj(p, "vfs", "CreateParams.vfs", &vfs, e);
 	if (r < 0 || !vfs)
 		return r;
-	if ((r = get_str(vfs, "workspace", "CreateParams.vfs.workspace", &c->workspace, e)) < 0 ||
+	if ((r = get_str(vfs, "workspace", "CreateParams.vfs.workspace", &c->vfs.workspace, e)) < 0 ||
 	    (r = get_obj(vfs, "mounts", "CreateParams.vfs.mounts", &mounts, e)) < 0 ||
 	    (r = get_obj(vfs, "interception", "CreateParams.vfs.interception", &icpt, e)) < 0)
 		return r;
-	bool ws_set = c->workspace && *c->workspace && strspn(c->workspace, " \t") != strlen(c->workspace);
-	size_t nm = mounts ? json_object_size(mounts) : 0;
-	if (ws_set && nm == 0)
-		return ml_err_set(e, -EINVAL, "invalid configuration: vfs.workspace requires at least one vfs.mounts entry");
-	if (!ws_set && nm > 0)
-		return ml_err_set(e, -EINVAL, "invalid configuration: vfs.workspace is required when vfs.mounts is set");
-	if (icpt && nm == 0)
-		return ml_err_set(e, -EINVAL, "invalid configuration: vfs.interception requires at least one vfs.mounts entry");
-	if (ws_set && !guest_path_ok(c->workspace))
-		return ml_err_set(e, -EINVAL, "invalid configuration: vfs.workspace: invalid guest mount path \"%s\": must "
-				  "be absolute and contain only alphanumeric, '/', '_', '.', '-'", c->workspace);
-	if (nm && (r = check_vfs_mounts(mounts, c->workspace, e)) < 0)
+	const char *k;
+	json_t *v;
+	json_object_foreach(mounts, k, v)
+		if ((r = parse_mount(c, k, v, e)) < 0)
+			return r;
+	if (icpt && (r = parse_vfs_interception(c, icpt, e)) < 0)
 		return r;
-	if (nm)
-		return ml_err_set(e, -ENOTSUP, "vfs mounts are not supported yet");
+	c->has_vfs = c->vfs.n_mounts > 0;
+	return vfs_config_validate(&c->vfs, e);
+}
+
+/* extra_disks: [{host_path, guest_mount, readonly}], checked like --disk (after validation:
+ * a failure is the VM's, -32000 "invalid extra disk config: ...") */
+static int parse_disks(struct rpc_create *c, json_t *p, struct ml_err *e)
+{
+	json_t *d = json_object_get(p, "extra_disks");
+	if (!d || json_is_null(d))
+		return 0;
+	if (!json_is_array(d))
+		return type_error(e, d, "CreateParams.extra_disks", "[]api.DiskMount");
+	c->disks = calloc(json_array_size(d) + 1, sizeof(*c->disks));
+	if (!c->disks)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	size_t i;
+	json_t *it;
+	json_array_foreach(d, i, it) {
+		struct disk_spec *ds = &c->disks[c->n_disks];
+		if (!json_is_object(it))
+			return type_error(e, it, "CreateParams.extra_disks", "api.DiskMount");
+		int r = get_str(it, "host_path", "CreateParams.extra_disks.host_path", &ds->host_path, e);
+		if (r == 0)
+			r = get_str(it, "guest_mount", "CreateParams.extra_disks.guest_mount", &ds->guest_mount, e);
+		if (r == 0)
+			r = get_bool(it, "readonly", "CreateParams.extra_disks.readonly", &ds->readonly, e);
+		c->n_disks++;
+		if (r < 0)
+			return r;
+	}
 	return 0;
+}
+
+int rpc_create_check_disks(struct rpc_create *c, struct ml_err *e)
+{
+	for (size_t i = 0; i < c->n_disks; i++) {
+		struct disk_spec *d = &c->disks[i];
+		if (!d->host_path || !*d->host_path || !d->guest_mount || !*d->guest_mount)
+			return ml_err_set(e, -EINVAL, "invalid extra disk config: host_path and guest_mount are required");
+		if (disk_spec_check(d, c->has_vfs ? c->vfs.workspace : NULL, e) < 0)
+			return ml_err_wrap(e, "invalid extra disk config");
+	}
+	return c->n_disks && disk_specs_check_set(c->disks, c->n_disks, e) < 0 ? ml_err_wrap(e, "invalid extra disk config") : 0;
 }
 
 static int parse_image_config(struct rpc_create *c, json_t *p, struct ml_err *e)
@@ -407,10 +464,7 @@ static int parse_all(struct rpc_create *c, json_t *p, struct ml_err *e)
 	if ((r = parse_resources(c, p, e)) < 0 || (r = parse_network(c, p, e)) < 0 ||
 	    (r = parse_vfs(c, p, e)) < 0 || (r = parse_image_config(c, p, e)) < 0)
 		return r;
-	json_t *disks = json_object_get(p, "extra_disks");
-	if (json_is_array(disks) && json_array_size(disks) > 0)
-		return ml_err_set(e, -ENOTSUP, "extra_disks is not supported yet");
-	return 0;
+	return parse_disks(c, p, e);
 }
 
 /* The record keeps what the caller asked for, with defaults and without secret values. */
@@ -455,6 +509,18 @@ int rpc_create_parse(json_t *params, const struct ml_settings *settings, struct 
 	c->cfg.dns = c->dns;
 	c->cfg.hosts = c->hosts;
 	c->cfg.allow_hosts = strv_len(c->allow_hosts) ? c->allow_hosts : NULL;
+	if (c->has_vfs) {
+		/* files the guest never chowned belong to the exec user: image_config's, else the
+		 * image's USER (the sandbox fills that in) */
+		if (c->image_config.user && *c->image_config.user && !(c->vfs.owner = strdup(c->image_config.user))) {
+			rpc_create_free(c);
+			return ml_err_set(e, -ENOMEM, "out of memory");
+		}
+		c->cfg.vfs = &c->vfs;
+		c->workspace = c->vfs.workspace;
+	}
+	c->cfg.disks = c->disks;
+	c->cfg.n_disks = c->n_disks;
 	if (!(c->record_text = json_dumps(c->record, JSON_COMPACT))) {
 		rpc_create_free(c);
 		return ml_err_set(e, -ENOMEM, "out of memory");
@@ -495,7 +561,10 @@ void rpc_create_free(struct rpc_create *c)
 	strv_free(c->image_config.entrypoint);
 	strv_free(c->image_config.cmd);
 	strv_free(c->image_config.env);
-	free(c->workspace);
+	vfs_config_free(&c->vfs);
+	for (size_t i = 0; i < c->n_disks; i++)
+		disk_spec_clear(&c->disks[i]);
+	free(c->disks);
 	json_decref(c->record);
 	free(c->record_text);
 	free(c);

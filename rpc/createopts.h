@@ -13,7 +13,9 @@
 #include <stdbool.h>
 
 #include "base/err.h"
+#include "disk/disk.h"
 #include "rpc/sandbox.h"
+#include "vfs/vfs.h"
 
 struct rpc_image_config {
 	char *user, *working_dir;        /* NULL: keep the image's */
@@ -30,7 +32,11 @@ struct rpc_create {
 	bool privileged, launch_entrypoint;
 	bool no_network;
 	bool intercept;                  /* the interception proxy's condition (allow-list changes at run time) */
-	char *workspace;                 /* vfs.workspace (exec cwd default), NULL without vfs */
+	const char *workspace;           /* vfs.workspace (exec cwd default), NULL without vfs */
+	struct vfs_config vfs;           /* the workspace (cfg.vfs when it has mounts) */
+	bool has_vfs;
+	struct disk_spec *disks;         /* extra_disks (cfg.disks), checked by rpc_create_check_disks */
+	size_t n_disks;
 	json_t *record;                  /* the effective options for the VM's record (secrets redacted) */
 	char *record_text;               /* the same as JSON text (cfg.record_json) */
 };
@@ -40,6 +46,9 @@ struct rpc_create {
  * yet"), -ENOMEM. */
 int rpc_create_parse(json_t *params, const struct ml_settings *settings, struct rpc_create **out,
 		     struct ml_err *e);
+/* extra_disks against the host (files exist, hold ext4, mounts valid and not shadowed by the
+ * workspace): a failure is the VM's ("invalid extra disk config: ..."). */
+int rpc_create_check_disks(struct rpc_create *c, struct ml_err *e);
 /* After validation, what the protocol reports as a VM failure (cpus against this host...). */
 int rpc_create_check_host(const struct rpc_create *c, struct ml_err *e);
 void rpc_create_free(struct rpc_create *c);

@@ -63,6 +63,88 @@ static bool file_failed(struct exec_op *op, int code, const char *msg, struct rp
 	return true;
 }
 
+/* ---- paths under the workspace: through vfs/, so hooks and file events see them ---- */
+enum ws_op { WS_WRITE, WS_READ, WS_LIST };
+
+struct ws_job {
+	struct rpc_req *r;
+	struct vfs *v;
+	enum ws_op op;
+	char *path;
+	uint8_t *data;           /* write: the content; read: the result */
+	size_t len;
+	uint32_t mode;
+	struct vfs_file_info *files;
+	size_t n_files;
+	int rc;
+	struct ml_err e;
+};
+
+static void ws_run(void *arg)
+{
+	struct ws_job *j = arg;
+	if (j->op == WS_WRITE)
+		j->rc = vfs_write_file(j->v, j->path, j->data, j->len, j->mode, &j->e);
+	else if (j->op == WS_READ)
+		j->rc = vfs_read_file(j->v, j->path, &j->data, &j->len, &j->e);
+	else
+		j->rc = vfs_list_files(j->v, j->path, &j->files, &j->n_files, &j->e);
+}
+
+static json_t *ws_listing(const struct ws_job *j)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < j->n_files; i++)
+		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:s, s:b}", "name", j->files[i].name,
+						   "size", (json_int_t)j->files[i].size,
+						   "mode", (json_int_t)vfs_go_mode(j->files[i].mode),
+						   "mod_time", "0001-01-01T00:00:00Z", "is_dir", j->files[i].is_dir));
+	return a;
+}
+
+static void ws_done(void *arg)
+{
+	struct ws_job *j = arg;
+	if (j->rc < 0) {
+		rpc_reply_error(j->r, RPC_FILE_FAILED, "guest file operation: %s", j->e.msg);
+	} else if (j->op == WS_WRITE) {
+		rpc_reply(j->r, json_object());
+	} else if (j->op == WS_READ) {
+		_cleanup_free_ char *b = rpc_b64_encode(j->data ? j->data : (uint8_t *)"", j->len);
+		rpc_reply(j->r, b ? json_pack("{s:s}", "content", b) : NULL);
+	} else {
+		rpc_reply(j->r, json_pack("{s:o}", "files", ws_listing(j)));
+	}
+	vfs_file_infos_free(j->files, j->n_files);
+	free(j->data);
+	free(j->path);
+	free(j);
+}
+
+/* true if the path is the workspace's: then r is answered from there (data is taken). */
+static bool via_workspace(struct rpc_req *r, enum ws_op op, const char *path, uint8_t *data, size_t len,
+			  uint32_t mode)
+{
+	struct vfs *v = sandbox_vfs(r->cl->srv->vm.sb);
+	if (!v || !vfs_covers(v, path))
+		return false;
+	struct ws_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->path = strdup(path))) {
+		free(j);
+		free(data);
+		rpc_reply_error(r, RPC_FILE_FAILED, "out of memory");
+		return true;
+	}
+	*j = (struct ws_job){ .r = r, .v = v, .op = op, .path = j->path, .data = data, .len = len, .mode = mode };
+	if (rpc_offload(r->cl->srv, ws_run, ws_done, j) < 0) {
+		free(j->path);
+		free(j->data);
+		free(j);
+		rpc_reply_error(r, RPC_FILE_FAILED, "guest file operation: cannot start a worker thread");
+	}
+	return true;
+}
+
 /* Runs the agent's file operation argv for r; done answers it. */
 static void start_fileop(struct rpc_req *r, char **argv, bool with_stdin, uint8_t *stdin_data, size_t stdin_len,
 			 void (*done)(struct exec_op *, struct rpc_req *, int, const char *))
@@ -121,6 +203,8 @@ void rpc_m_write_file(struct rpc_req *r)
 		rpc_reply_error(r, RPC_INVALID_PARAMS, "invalid base64 content");
 		return;
 	}
+	if (via_workspace(r, WS_WRITE, path, data, n, (uint32_t)(mode ? mode & 07777 : 0644)))
+		return;
 	char mode_s[16];
 	snprintf(mode_s, sizeof(mode_s), "%o", (unsigned)(mode ? mode & 07777 : 0644));
 	char *argv[] = { "write", (char *)path, mode_s, NULL };
@@ -140,6 +224,8 @@ void rpc_m_read_file(struct rpc_req *r)
 {
 	const char *path;
 	if (!file_ready(r) || !path_param(r, &path))
+		return;
+	if (via_workspace(r, WS_READ, path, NULL, 0, 0))
 		return;
 	char *argv[] = { "read", (char *)path, NULL };
 	start_fileop(r, argv, false, NULL, 0, read_done);
@@ -247,6 +333,8 @@ void rpc_m_list_files(struct rpc_req *r)
 {
 	const char *path;
 	if (!file_ready(r) || !path_param(r, &path))
+		return;
+	if (via_workspace(r, WS_LIST, path, NULL, 0, 0))
 		return;
 	char *argv[] = { "list", (char *)path, NULL };
 	start_fileop(r, argv, false, NULL, 0, list_done);

@@ -505,8 +505,9 @@ int rpc_server_new(const struct rpc_server_opts *o, struct rpc_server **out, str
 	if (!s)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	s->o = *o;
-	s->vm.events_watch = -1;
+	s->vm.events_watch = s->vm.file_events_watch = -1;
 	s->listen_fd = -1;
+	s->offload_pipe[0] = s->offload_pipe[1] = -1;
 	*out = s;
 	return 0;
 }
@@ -541,6 +542,7 @@ void rpc_server_free(struct rpc_server *s)
 	if (s->defer_timer)
 		ml_loop_cancel(s->o.loop, s->defer_timer);
 	rpc_server_unlisten(s);
+	rpc_offload_close(s);
 	while (s->clients) {
 		struct rpc_client *cl = s->clients;
 		s->clients = cl->next;

@@ -65,7 +65,8 @@ struct rpc_vm {
 	struct rpc_exec_defaults def;    /* owned copies */
 	bool intercept;                  /* allow-list changes allowed at run time */
 	struct exec_op *launched;        /* the image entrypoint started by launch_entrypoint */
-	int events_watch;                /* net events fd watched */
+	int events_watch;                /* net events fd watched (-1: none) */
+	int file_events_watch;           /* the workspace's file events fd watched (-1: none) */
 };
 
 struct rpc_server {
@@ -73,6 +74,8 @@ struct rpc_server {
 	struct rpc_client *clients;
 	struct rpc_vm vm;
 	struct exec_op *ops;             /* every guest command in flight (exec.c) */
+	struct offload *offloads;        /* blocking work on threads of its own (offload.c) */
+	int offload_pipe[2];
 	bool closed;                     /* the primary sent `close` or went away */
 	bool done_called;
 	int defer_timer;
@@ -122,6 +125,13 @@ void rpc_vm_close(struct rpc_server *s, int timeout_ms, void (*done)(void *arg),
 int rpc_launch(struct rpc_server *s, char **argv, int wait_ms,
 	       void (*result)(void *arg, int code, const char *err), void *arg);
 void rpc_launch_stop(struct rpc_server *s);
+
+/* offload.c: fn(arg) on a thread of its own, then done(arg) on the loop. join_all waits for
+ * every one still running and runs their done (before the VM they use goes away). */
+struct offload;
+int rpc_offload(struct rpc_server *s, void (*fn)(void *arg), void (*done)(void *arg), void *arg);
+void rpc_offload_join_all(struct rpc_server *s);
+void rpc_offload_close(struct rpc_server *s);
 
 /* Small JSON param readers: 0, or -EINVAL with e set to the decoder's message. */
 int rpc_param_str(json_t *params, const char *key, bool required, const char **out, struct ml_err *e);
