@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "vmm/vmm.h"
 
 #define READ_BUDGET (512u << 10) /* bytes read per readable event: keeps the loop fair */
@@ -126,15 +127,11 @@ static int channel_broken(struct ctl *c, const char *msg)
 	return -EPIPE;
 }
 
-/* Copies a guest text payload into a bounded NUL-terminated string. */
+/* A guest text payload as one bounded line that is safe on a terminal: every guest string
+ * the host passes on (error lines, log lines, the hello) is cleaned here, where it enters. */
 static void payload_text(const struct proto_frame *f, char *out, size_t n)
 {
-	size_t len = f->len < n - 1 ? f->len : n - 1;
-	memcpy(out, f->payload, len);
-	out[len] = '\0';
-	for (size_t i = 0; i < len; i++)
-		if (out[i] == '\0' || out[i] == '\n')
-			out[i] = ' ';
+	ml_text_clean(out, n, f->payload, f->len, ML_TEXT_LINE);
 }
 
 static int on_session_frame(struct ctl *c, const struct proto_frame *f)
