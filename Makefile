@@ -69,9 +69,11 @@ unit: $(UNIT_BINS)
 
 # libFuzzer targets, built with clang + ASan/UBSan against the library sources directly.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-$(B)/fuzz/%: tests/fuzz/%.c tests/common/process_init.c $(LIB_SRCS)
+# Without cli/: no target fuzzes it, and its files need main.c's symbols (cli_settings).
+FUZZ_LIB_SRCS := $(filter-out cli/%,$(LIB_SRCS))
+$(B)/fuzz/%: tests/fuzz/%.c tests/common/process_init.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(LIB_SRCS) $(PKG_LIBS) -o $@
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(FUZZ_LIB_SRCS) $(PKG_LIBS) -o $@
 fuzz: $(FUZZ_BINS)
 FUZZ_SECONDS ?= 20
 fuzz-run: $(FUZZ_BINS)
