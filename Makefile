@@ -1,4 +1,4 @@
-# matchlock - see README.md. Targets: all, test, unit, fuzz-run, e2e, asan, bench, install, clean.
+# matchlock - see README.md. Targets: all, test, unit, fuzz-run, fuzz-long, e2e, asan, bench, install, clean.
 PREFIX  ?= /usr/local
 VERSION ?= 0.1.0
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -24,7 +24,7 @@ FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
 
-.PHONY: all setup test unit fuzz fuzz-run e2e asan bench install uninstall clean
+.PHONY: all setup test unit fuzz fuzz-run fuzz-long e2e asan bench install uninstall clean
 all: $(B)/bin/matchlock $(DATA)/agent $(DATA)/images/default.tar $(TOOL_BINS)
 
 setup:
@@ -89,6 +89,11 @@ FUZZ_SECONDS ?= 20
 fuzz-run:
 	$(MAKE) -j2 fuzz
 	sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+# Not part of `make test`: every target for FUZZ_RUNS executions, one after another (hours;
+# run it as `nice -n 19 make fuzz-long`). Each target's line gives its count and time.
+FUZZ_RUNS ?= 10000000
+fuzz-long: $(FUZZ_BINS)
+	sh tests/run-fuzz.sh --runs $(FUZZ_RUNS) $(FUZZ_BINS)
 
 e2e: all
 	sh tests/run-e2e.sh

@@ -162,7 +162,7 @@ static void on_ctl_io(struct ml_loop *l, int fd, short rev, void *arg)
 
 static void watch_ctl(struct sandbox *sb)
 {
-	short ev = POLLIN | (ctl_wants_write(sb->ctl) ? POLLOUT : 0);
+	short ev = (ctl_wants_read(sb->ctl) ? POLLIN : 0) | (ctl_wants_write(sb->ctl) ? POLLOUT : 0);
 	ml_loop_watch(sb->loop, vmm_ctl_fd(sb->vm), ev, on_ctl_io, sb);
 }
 

@@ -143,21 +143,32 @@ int vmm_netstream_queue(struct vmm_netstream *s, const uint8_t *frame, size_t le
 int vmm_netstream_flush(struct vmm_netstream *s);
 bool vmm_netstream_wants_write(const struct vmm_netstream *s);
 
-/* ---- control-protocol client (host end), driven by the caller's event loop ---- */
+/* ---- control-protocol client (host end), driven by the caller's event loop ----
+ * Callbacks run from inside ctl_on_readable/ctl_on_writable and the ctl_exec_* calls; they may
+ * call any ctl function except ctl_free. */
+/* Bytes the host may have queued for the guest. Past half of it the channel stops reading the
+ * guest (ctl_wants_read) until the guest has taken what we sent; a frame that would pass it
+ * is refused with -ENOBUFS (stdin takes less and calls stdin_ready once there is room). */
+#define CTL_QUEUE_MAX (4u << 20)
 struct ctl;
 struct ctl_exec_ops {
 	void (*started)(void *arg, uint32_t pid);
 	/* Data for stdout (fd 1) or stderr (fd 2); len 0 means that stream ended. The callee
 	 * must call ctl_exec_consumed() once it has written the bytes on (flow control). */
 	void (*output)(void *arg, int fd, const uint8_t *data, size_t len);
-	/* The exec is over; the stream id is free after this returns. code = exit status, or
-	 * 128+signal when killed by a signal (signal then holds the number). */
+	/* The exec is over; the stream is forgotten before this is called (no callback for it
+	 * follows). code = exit status, or 128+signal when killed by a signal (signal then holds
+	 * the number). */
 	void (*exited)(void *arg, int code, int signal);
-	/* The guest could not start it (bad cwd, unknown user, no such binary...). */
+	/* The guest could not start it (bad cwd, unknown user, no such binary...), or the channel
+	 * broke; the stream is forgotten before this is called, as for exited. */
 	void (*failed)(void *arg, const char *msg);
 	/* Guest refilled the stdin window: ctl_exec_stdin may accept more. */
 	void (*stdin_ready)(void *arg);
 };
+/* hello, then ready or config_failed, are called at most once each, in that order: the same
+ * frames out of turn (a replayed HELLO or READY) are ignored and counted (ctl_ignored_frames).
+ * Text arguments are guest text made terminal-safe (base/text.h). */
 struct ctl_ops {
 	void (*hello)(void *arg, uint32_t version, const char *info);
 	void (*ready)(void *arg);                 /* PT_READY after ctl_configure */
@@ -173,7 +184,12 @@ void ctl_free(struct ctl *c);
 /* Call when the fd is readable / writable. Return <0 once the channel is dead. */
 int ctl_on_readable(struct ctl *c);
 int ctl_on_writable(struct ctl *c);
+/* What to poll the fd for: POLLIN only while ctl_wants_read, POLLOUT while ctl_wants_write. */
+bool ctl_wants_read(const struct ctl *c);
 bool ctl_wants_write(const struct ctl *c);
+size_t ctl_queued_bytes(const struct ctl *c);    /* not yet written to the guest */
+uint64_t ctl_ignored_frames(const struct ctl *c); /* guest frames ignored as out of turn */
+/* Sends CONFIG once, after HELLO (-EALREADY after that). */
 int ctl_configure(struct ctl *c, const struct proto_config *cfg);
 int ctl_ping(struct ctl *c, const void *data, size_t len);
 int ctl_shutdown(struct ctl *c);
@@ -183,7 +199,13 @@ int ctl_exec(struct ctl *c, const struct proto_exec *x, const struct ctl_exec_op
 /* Queues stdin; returns the number of bytes taken (less than len when the window is full:
  * wait for stdin_ready). len 0 sends EOF. */
 ssize_t ctl_exec_stdin(struct ctl *c, uint32_t stream, const void *data, size_t len);
+/* n output bytes of stream were written on: the guest may send that much more. CREDITs are
+ * owed per stream and sent together, so this never queues more than one frame per stream. */
 int ctl_exec_consumed(struct ctl *c, uint32_t stream, size_t n);
+/* The caller is done with stream (it gave up waiting, its client went away): no callback for
+ * it is made after this returns, and an exec still running is cancelled. Call it on every way
+ * out of an exec that did not end in exited/failed; harmless after them. */
+int ctl_exec_release(struct ctl *c, uint32_t stream);
 int ctl_exec_resize(struct ctl *c, uint32_t stream, uint16_t rows, uint16_t cols);
 int ctl_exec_signal(struct ctl *c, uint32_t stream, int sig);
 int ctl_exec_cancel(struct ctl *c, uint32_t stream);

@@ -8,6 +8,8 @@
  *   mlvm rttpipe             the same one at a time, on request: lines on stdin (true, sh, spawn,
  *                            echo), one answer line each (us)
  *   mlvm idle SECONDS        boots, stays idle, prints the supervisor's peak RSS (VmHWM) in KiB
+ *   mlvm flood N             one exec writes 1-byte writes as fast as it can while N short
+ *                            execs run one after another: each must finish right within 10 s
  *
  * Image: $MLVM_IMAGE or the embedded default. No guest NIC, and execs with a fixed PATH, unless
  * $MLVM_LIKE_RUN=1 (a NIC, the image's environment: what `run` does). Exit 0 only if every
@@ -121,6 +123,112 @@ static int run_cancel(struct ctl *ctl)
 	int ok = j.done && (j.code == 143 || j.code == 137) && !strcmp(chk.out, "0\n");
 	printf("cancel: exit %d, sleeps left [%s] -> %s\n", j.code, chk.out, ok ? "ok" : "WRONG");
 	return !ok;
+}
+
+static long peak_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmHWM:", 6))
+			v = atol(line + 6);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* ---- flood: a guest command making many tiny writes must not starve the VM's other execs ---- */
+struct flood {
+	struct ctl *ctl;
+	uint32_t stream;
+	uint64_t bytes, frames;
+	int done, code;
+};
+static void f_output(void *arg, int fd, const uint8_t *d, size_t n)
+{
+	struct flood *f = arg;
+	(void)fd;
+	(void)d;
+	f->bytes += n;
+	f->frames += n > 0;
+	ctl_exec_consumed(f->ctl, f->stream, n);
+}
+static void f_exited(void *arg, int code, int sig)
+{
+	struct flood *f = arg;
+	(void)sig;
+	f->done = 1;
+	f->code = code;
+	ml_loop_stop(loop);
+}
+static void f_failed(void *arg, const char *msg)
+{
+	struct flood *f = arg;
+	fprintf(stderr, "flood exec failed: %s\n", msg);
+	f->done = 1;
+	f->code = -1;
+	ml_loop_stop(loop);
+}
+static const struct ctl_exec_ops flood_ops = { .output = f_output, .exited = f_exited, .failed = f_failed };
+
+/* Runs one short exec to its end (or 10 s); returns its latency in ms, -1 if it went wrong. */
+static int64_t flood_probe_exec(struct ctl *ctl, int i)
+{
+	struct job j = { .idx = i };
+	char script[64], want[32];
+	snprintf(script, sizeof(script), "echo ok-%d", i);
+	snprintf(want, sizeof(want), "ok-%d\n", i);
+	int64_t t0 = ml_now_ms();
+	if (start_job(ctl, &j, script) < 0)
+		return -1;
+	int timer = ml_loop_timer(loop, 10000, stop_cb, NULL);
+	ml_loop_run(loop);
+	ml_loop_cancel(loop, timer);
+	ctl_exec_release(ctl, j.stream); /* j lives on this stack frame only */
+	jobs_left = 0;
+	j.out[j.outlen] = '\0';
+	if (!j.done || j.code != 0 || strcmp(j.out, want)) {
+		fprintf(stderr, "exec %d during the flood: done %d code %d output [%s]\n", i, j.done, j.code, j.out);
+		return -1;
+	}
+	return ml_now_ms() - t0;
+}
+
+static int run_flood(struct ctl *ctl, int n)
+{
+	struct flood f = { .ctl = ctl };
+	char *argv[] = { "dd", "if=/dev/zero", "bs=1", "count=100000000", NULL };
+	struct proto_exec x = { .argv = argv, .env = env_path, .cwd = "/" };
+	if (ctl_exec(ctl, &x, &flood_ops, &f, &f.stream) < 0)
+		return fprintf(stderr, "ctl_exec failed\n"), 1;
+	int timer = ml_loop_timer(loop, 2000, stop_cb, NULL); /* let it get going */
+	ml_loop_run(loop);
+	ml_loop_cancel(loop, timer);
+	int bad = f.done; /* it must still be flooding */
+	int64_t worst = 0, total = 0;
+	for (int i = 0; i < n; i++) {
+		int64_t ms = flood_probe_exec(ctl, i);
+		if (ms < 0)
+			bad++;
+		worst = ms > worst ? ms : worst;
+		total += ms > 0 ? ms : 0;
+	}
+	uint64_t bytes = f.bytes, frames = f.frames;
+	ctl_exec_cancel(ctl, f.stream);
+	timer = ml_loop_timer(loop, 10000, stop_cb, NULL);
+	if (!f.done)
+		ml_loop_run(loop);
+	ml_loop_cancel(loop, timer);
+	if (!f.done) {
+		ctl_exec_release(ctl, f.stream);
+		bad++;
+	}
+	printf("flood: %llu bytes in %llu frames while %d execs ran (avg %lld ms, worst %lld ms), "
+	       "%d wrong; flood ended with %d; peak_rss_kib=%ld\n", (unsigned long long)bytes,
+	       (unsigned long long)frames, n, (long long)(total / (n ? n : 1)), (long long)worst, bad,
+	       f.code, peak_rss_kib());
+	return bad != 0;
 }
 
 static int pongs_left;
@@ -263,23 +371,10 @@ static void on_failed(void *arg, struct sandbox *sb, const struct ml_err *e)
 }
 static const struct sandbox_events events = { .ready = on_ready, .failed = on_failed, .dead = on_dead, .pong = on_pong };
 
-static long peak_rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmHWM:", 6))
-			v = atol(line + 6);
-	if (f)
-		fclose(f);
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		return fprintf(stderr, "usage: mlvm concurrent N | cancel | rtt N | rttpipe | idle S\n"), 2;
+		return fprintf(stderr, "usage: mlvm concurrent N | cancel | rtt N | rttpipe | idle S | flood N\n"), 2;
 	const char *img = getenv("MLVM_IMAGE");
 	static char *dns[] = { "8.8.8.8", NULL };
 	struct ml_settings settings;
@@ -320,6 +415,8 @@ int main(int argc, char **argv)
 		rc = run_rtt(ctl, atoi(argv[2]));
 	else if (!strcmp(argv[1], "rttpipe"))
 		rc = run_rttpipe(ctl);
+	else if (!strcmp(argv[1], "flood") && argc > 2)
+		rc = run_flood(ctl, atoi(argv[2]));
 	else if (!strcmp(argv[1], "idle") && argc > 2) {
 		ml_loop_timer(loop, atoi(argv[2]) * 1000L, stop_cb, NULL);
 		ml_loop_run(loop);

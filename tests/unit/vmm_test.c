@@ -409,6 +409,11 @@ static void console_tail_is_bounded_whole_lines_and_printable(void **state)
 	assert_null(strchr(t, '\r'));
 	assert_non_null(strstr(t, "line 999 ?[31mred"));
 	assert_true(t[strlen(t) - 1] != '\n');
+	/* 8-bit CSI raw and UTF-8 encoded, an OSC title, and text that must stay */
+	const char tricky[] = "\x9b" "2J \xc2\x9b" "2J \x1b]0;owned\x07 caf\xc3\xa9\n";
+	vmm_console_feed(&c, tricky, sizeof(tricky) - 1);
+	t = vmm_console_tail_of(&c);
+	assert_non_null(strstr(t, "\nline 999 ?[31mred\n?2J ?2J ?]0;owned? caf\xc3\xa9"));
 }
 
 static void console_log_stops_at_the_budget(void **state)
