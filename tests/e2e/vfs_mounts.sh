@@ -125,7 +125,7 @@ vm=$(ls "$ML_HOME/.matchlock/vms" | head -1)
 check_eq "killed run: its overlay copy is left behind" yes "$([ -d "$ML_HOME/.matchlock/vms/$vm/overlay/mount-000" ] && echo yes)"
 sleep 1
 out=$(ml gc 2>&1)
-check_contains "gc removes a crashed run's overlay copy" "$vm: cleaned overlay_snapshot_remove" "$out"
+check_contains "gc removes a crashed run's overlay copy" "overlay_snapshot_remove" "$out"
 check_eq "gc: the copy is gone" gone "$([ -e "$ML_HOME/.matchlock/vms/$vm/overlay" ] || echo gone)"
 check_no_qemu_left "no VM left"
 done_testing
