@@ -1,6 +1,8 @@
 /* base/logfile.c - see logfile.h. */
 #include "base/logfile.h"
 
+#include "base/io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -65,19 +67,6 @@ void ml_logger_close(struct ml_logger *lg)
 	free(lg);
 }
 
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return; /* best effort: a full disk must not stop the sandbox */
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 /* Called with mu held. The marker line is not charged to the budget, so it always fits. */
 static void append_locked(struct ml_logger *lg, const char *data, size_t len)
 {
@@ -87,12 +76,12 @@ static void append_locked(struct ml_logger *lg, const char *data, size_t len)
 	}
 	uint64_t room = lg->budget - lg->written;
 	size_t n = len < room ? len : (size_t)room;
-	write_all(lg->fd, data, n);
+	ml_write_all(lg->fd, data, n); /* best effort: a full disk must not stop the sandbox */
 	lg->written += n;
 	if (n < len) {
 		lg->dropped += len - n;
 		lg->over = true;
-		write_all(lg->fd, OVER_BUDGET_LINE, sizeof(OVER_BUDGET_LINE) - 1);
+		ml_write_all(lg->fd, OVER_BUDGET_LINE, sizeof(OVER_BUDGET_LINE) - 1);
 	}
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/io.h"
 #include "base/loop.h"
 #include "cli/args.h"
 #include "cli/cmds.h"
@@ -31,31 +32,12 @@ struct xs {
 	const char *mode;     /* "exec_pipe" / "exec_tty" */
 };
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd pf = { .fd = fd, .events = POLLOUT };
-			poll(&pf, 1, -1);
-			continue;
-		}
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void write_b64(int fd, const char *s)
 {
 	_cleanup_free_ uint8_t *d = NULL;
 	size_t n = 0;
 	if (s && rpc_b64_decode(s, strlen(s), &d, &n) == 0)
-		write_all(fd, d, n);
+		ml_write_all(fd, d, n);
 }
 
 static void finish(struct xs *x, int code)

@@ -12,25 +12,12 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/io.h"
 #include "cli/args.h"
 #include "cli/cmds.h"
 #include "rpc/vmstate.h"
 
 #define FOLLOW_POLL_MS 100
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* Copies what the file has past *off; 0, or -1 if stdout is gone. */
 static int copy_new(const char *path, off_t *off)
@@ -44,7 +31,7 @@ static int copy_new(const char *path, off_t *off)
 	char buf[64 * 1024];
 	ssize_t n;
 	while ((n = pread(fd, buf, sizeof(buf), *off)) > 0) {
-		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+		if (ml_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
 			return -1;
 		*off += n;
 	}
