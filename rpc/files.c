@@ -3,6 +3,7 @@
  * content travels as the command's stdin or stdout, with the same flow control. Errors are the
  * agent's one line, prefixed "guest file operation: ". */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,7 +243,7 @@ static int cmp_name(const void *a, const void *b)
  * does, so one odd name cannot make the whole listing fail. */
 static json_t *name_json(const char *p, size_t n)
 {
-	char out[255 * 3 + 1];
+	char out[NAME_MAX * 3 + 1];
 	size_t o = 0;
 	for (size_t i = 0; i < n;) {
 		unsigned char ch = (unsigned char)p[i];
@@ -274,7 +275,8 @@ static json_t *entry_json(struct cursor *c)
 	uint64_t size = cur_u64(c);
 	uint32_t mode = cur_u32(c);
 	int64_t mtime = (int64_t)cur_u64(c);
-	if (c->bad || nl == 0 || memchr(name, '\0', nl) || memchr(name, '/', nl))
+	/* NAME_MAX bounds a Linux file name; name_json's buffer is sized by it */
+	if (c->bad || nl == 0 || nl > NAME_MAX || memchr(name, '\0', nl) || memchr(name, '/', nl))
 		return NULL;
 	char when[32];
 	struct tm tm;
