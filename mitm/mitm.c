@@ -109,7 +109,7 @@ void mitm_free(struct mitm *m)
 {
 	if (!m)
 		return;
-	relay_free_all(m);
+	flows_free_all(m);
 	names_free(&m->names);
 	allow_free(m);
 	free(m->host_addrs);
