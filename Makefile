@@ -9,7 +9,8 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-protector-strong
 PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib libcurl slirp glib-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# libhttp-parser-dev ships no .pc file: the intercepting proxy's HTTP/1 parser (mitm/h1.c)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lhttp_parser
 
 B        := build
 DATA     := $(B)/lib/matchlock

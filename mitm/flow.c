@@ -15,7 +15,7 @@
 
 #include "base/cleanup.h"
 #include "base/log.h"
-#include "mitm/internal.h"
+#include "mitm/intercept.h"
 
 static void flow_destroy(struct mitm *m, struct mitm_flow *f)
 {
@@ -69,13 +69,19 @@ int flow_so_error(int fd)
 	return err;
 }
 
+void (*mitm_dial_hook)(struct sockaddr_in *up);
+
 int flow_connect(struct mitm_flow *f, const struct sockaddr_in *up)
 {
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in to = *up;
 	int one = 1, r = 1;
 
 	if (fd < 0)
 		return -errno;
+	if (mitm_dial_hook)
+		mitm_dial_hook(&to);
+	up = &to;
 	/* The guest's stack already coalesces; delaying again here only adds latency. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return -errno;
@@ -126,9 +132,9 @@ static int set_nonblock(int fd)
 
 static const struct flow_ops *pick_handler(struct mitm *m, const struct sockaddr_in *dst)
 {
-	(void)m;
-	(void)dst;
-	return &relay_ops;
+	const struct flow_ops *ops = intercept_handler(m, dst);
+
+	return ops ? ops : &relay_ops;
 }
 
 void mitm_flow(struct mitm *m, int fd, const struct sockaddr_in *guest_src,
@@ -181,7 +187,7 @@ void mitm_poll_fill(struct mitm *m, struct pollfd **fds, size_t *n, int *timeout
 	size_t k = 0;
 
 	/* If this fails, the flows that do not fit wait a round (only their timers run). */
-	if (reserve((void **)&m->pfds, &m->cap_pfds, 2 * m->n_flows, sizeof(*m->pfds)) < 0)
+	if (reserve((void **)&m->pfds, &m->cap_pfds, 2 * m->n_flows + 1, sizeof(*m->pfds)) < 0)
 		ml_warn("mitm: out of memory for the poll array");
 	for (size_t i = 0; i < m->n_flows; i++) {
 		struct mitm_flow *f = m->flows[i];
@@ -192,6 +198,7 @@ void mitm_poll_fill(struct mitm *m, struct pollfd **fds, size_t *n, int *timeout
 		if (d < next)
 			next = d;
 	}
+	m->extra_idx = add_pollfd(m, &k, intercept_poll_fd(m), POLLIN);
 	if (next != INT64_MAX) {
 		int64_t wait = next > now ? next - now : 0;
 
@@ -229,6 +236,9 @@ void mitm_poll_done(struct mitm *m, const struct pollfd *fds, size_t n)
 	size_t count = m->n_flows;
 
 	m->now_ms = mitm_clock_ms();
+	/* Finished jobs (name lookups, hook callbacks) move their flows first. */
+	if (revents_of(fds, n, m->extra_idx, intercept_poll_fd(m)))
+		intercept_jobs_done(m);
 	/* Flows added by a callback during this loop (index >= count) wait for the next round. */
 	for (size_t i = 0; i < count; i++) {
 		struct mitm_flow *f = m->flows[i];
@@ -245,6 +255,7 @@ void mitm_poll_done(struct mitm *m, const struct pollfd *fds, size_t n)
 			(void)f->ops->expire(m, f);
 	}
 	compact(m);
+	intercept_round_end(m);
 }
 
 void flows_free_all(struct mitm *m)

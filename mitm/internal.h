@@ -3,6 +3,7 @@
 #ifndef ML_MITM_INTERNAL_H
 #define ML_MITM_INTERNAL_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,6 +20,9 @@
 /* The clock behind TTLs and flow timeouts (monotonic ms). Tests may point it elsewhere to
  * move time forward; it defaults to ml_now_ms. */
 extern int64_t (*mitm_clock_ms)(void);
+/* Tests and tests/tools/mlproxy only: rewrites the address every upstream connect dials (so a
+ * "public" address can lead to a server on loopback). NULL in the product. */
+extern void (*mitm_dial_hook)(struct sockaddr_in *up);
 
 /* One --allow-host entry, parsed: the glob is lower-cased and has no trailing dot. */
 struct allow_entry {
@@ -52,6 +56,8 @@ struct dirbuf {
 };
 
 struct mitm_flow;
+struct job;
+struct intercept;
 
 /* A flow handler: what happens to a guest TCP flow. mitm_flow() picks one per flow (the plain
  * relay, or an intercepting proxy); the table, the poll array, timers and the ends of a flow
@@ -74,6 +80,8 @@ struct flow_ops {
 	bool (*expire)(struct mitm *m, struct mitm_flow *f);
 	/* Frees the handler's own state (f->h); called by flow_destroy, fds are closed after. */
 	void (*release)(struct mitm *m, struct mitm_flow *f);
+	/* A job the handler queued is done (intercept.h; the handler frees j). False: ended. */
+	bool (*job_done)(struct mitm *m, struct mitm_flow *f, struct job *j);
 };
 
 struct mitm_flow {
@@ -105,6 +113,8 @@ struct mitm {
 	struct pollfd *pfds;
 	size_t cap_pfds;
 	uint8_t *scratch;                 /* MITM_BUF_CAP: a read that is sent on at once */
+	struct intercept *icpt;           /* interception state (intercept.h), NULL when off */
+	int32_t extra_idx;                /* the job fd's slot in the pollfd array, -1 = none */
 	int64_t now_ms;                   /* the clock, read once per mitm_poll_done */
 	struct mitm_stats st;
 };

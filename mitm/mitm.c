@@ -7,7 +7,7 @@
 
 #include "base/cleanup.h"
 #include "base/loop.h"
-#include "mitm/internal.h"
+#include "mitm/intercept.h"
 
 int64_t (*mitm_clock_ms)(void) = ml_now_ms;
 
@@ -74,6 +74,31 @@ static int learn_add_hosts(struct mitm *m, const struct mitm_config *cfg, struct
 	return 0;
 }
 
+/* The allow-list, with the hosts of every secret appended (reference/rpc.md §7.5: this turns
+ * an empty "allow everything" list into a restrictive one). */
+static int parse_allow(struct mitm *m, const struct mitm_config *cfg, struct ml_err *e)
+{
+	size_t n = cfg->allow_hosts ? cfg->n_allow_hosts : 0, k = 0;
+	const struct mitm_intercept *ic = cfg->intercept;
+	char **all;
+	int r;
+
+	for (size_t i = 0; ic && i < ic->n_secrets; i++)
+		k += ic->secrets[i].n_hosts;
+	if (!k)
+		return allow_parse(m, cfg->allow_hosts, n, e);
+	if (!(all = calloc(n + k, sizeof(*all))))
+		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
+	if (n)
+		memcpy(all, cfg->allow_hosts, n * sizeof(*all));
+	for (size_t i = 0; i < ic->n_secrets; i++)
+		for (size_t j = 0; j < ic->secrets[i].n_hosts; j++)
+			all[n++] = ic->secrets[i].hosts[j];
+	r = allow_parse(m, all, n, e);
+	free(all);
+	return r;
+}
+
 int mitm_new(const struct mitm_config *cfg, struct mitm **out, struct ml_err *e)
 {
 	struct mitm *m = calloc(1, sizeof(*m));
@@ -85,6 +110,8 @@ int mitm_new(const struct mitm_config *cfg, struct mitm **out, struct ml_err *e)
 	m->cfg.allow_hosts = NULL;
 	m->cfg.add_hosts = NULL;
 	m->cfg.n_add_hosts = 0;
+	m->cfg.intercept = NULL;
+	m->extra_idx = -1;
 	set_defaults(&m->cfg);
 	m->gateway = ntohl(m->cfg.gateway.s_addr);
 	m->dns_alias = ntohl(m->cfg.dns_alias.s_addr);
@@ -94,9 +121,9 @@ int mitm_new(const struct mitm_config *cfg, struct mitm **out, struct ml_err *e)
 	m->scratch = malloc(MITM_BUF_CAP);
 	if (!m->scratch)
 		r = ml_err_set(e, -ENOMEM, "mitm: out of memory");
-	else if ((r = allow_parse(m, cfg->allow_hosts, cfg->allow_hosts ? cfg->n_allow_hosts : 0, e)) >= 0 &&
-		 (r = read_host_addrs(m, e)) >= 0)
-		r = learn_add_hosts(m, cfg, e);
+	else if ((r = parse_allow(m, cfg, e)) >= 0 && (r = read_host_addrs(m, e)) >= 0 &&
+		 (r = learn_add_hosts(m, cfg, e)) >= 0)
+		r = intercept_init(m, cfg, e);
 	if (r < 0) {
 		mitm_free(m);
 		return r;
@@ -110,6 +137,7 @@ void mitm_free(struct mitm *m)
 	if (!m)
 		return;
 	flows_free_all(m);
+	intercept_free(m);
 	names_free(&m->names);
 	allow_free(m);
 	free(m->host_addrs);

@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "base/log.h"
-#include "mitm/internal.h"
+#include "mitm/intercept.h"
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 
@@ -260,6 +260,8 @@ int mitm_connect_check(struct mitm *m, const struct sockaddr *dst)
 		return deny(&m->st.denied_blocked, ip, port, "DNS alias, not TCP/53");
 	if (ip == m->gateway)
 		return explicit_allow(m, ip, port) ? 0 : deny(&m->st.denied_gateway, ip, port, "gateway");
+	if (intercept_port(m, port))
+		return 0;   /* checked by name once the proxy has read the Host or the SNI */
 	if (port == 53 && (ip == m->dns_alias || is_dns_server(m, ip)))
 		return 0;
 	if (m->cfg.block_private_ips && mitm_ip_is_private(sin->sin_addr) && !explicit_allow(m, ip, port))
@@ -290,4 +292,26 @@ void policy_upstream(const struct mitm *m, const struct sockaddr_in *orig, struc
 			*up = m->cfg.dns[i];  /* its configured port (slirpnet does the same for UDP) */
 			return;
 		}
+}
+
+/* ---- shared with the intercepting proxies (decide.c) ---- */
+bool policy_addr_blocked(const struct mitm *m, uint32_t ip)
+{
+	return always_blocked(m, ip) || ip == m->dns_alias;
+}
+
+bool policy_addr_explicit(const struct mitm *m, uint32_t ip, uint16_t port)
+{
+	return explicit_allow(m, ip, port);
+}
+
+/* By name (the Host / SNI the guest asked for): the allow-list globs, nothing learned. */
+bool policy_name_allowed(const struct mitm *m, const char *host, uint16_t port)
+{
+	if (!m->n_allow)
+		return true;
+	for (size_t i = 0; i < m->n_allow; i++)
+		if (port_ok(&m->allow[i], port) && mitm_host_glob_match(m->allow[i].glob, host))
+			return true;
+	return false;
 }
