@@ -7,32 +7,36 @@
 #include <time.h>
 #include <unistd.h>
 
-static int log_level = -1;
-static int log_fd = -1;
-
-static int level_now(void)
-{
-	if (log_level < 0) {
-		const char *v = getenv("MATCHLOCK_LOG");
-		/* Quiet by default: a failure reaches the user once, as main's one line; warnings
-		 * still go to the VM log. */
-		log_level = ML_LOG_ERROR;
-		if (v && !strcmp(v, "warn"))
-			log_level = ML_LOG_WARN;
-		else if (v && (!strcmp(v, "debug") || !strcmp(v, "1")))
-			log_level = ML_LOG_DEBUG;
-		else if (v && !strcmp(v, "info"))
-			log_level = ML_LOG_INFO;
-	}
-	return log_level;
-}
+/* Quiet by default: a failure reaches the user once, as main's one line; diagnostics still go
+ * to the VM log through the thread's sink. */
+static int log_level = ML_LOG_ERROR;
+static __thread void (*sink_fn)(void *arg, const char *line, size_t len);
+static __thread void *sink_arg;
 
 void ml_log_set_level(enum ml_log_level lvl) { log_level = (int)lvl; }
-void ml_log_set_file(int fd) { log_fd = fd; }
+
+enum ml_log_level ml_log_level_parse(const char *v)
+{
+	if (v && !strcmp(v, "warn"))
+		return ML_LOG_WARN;
+	if (v && (!strcmp(v, "debug") || !strcmp(v, "1")))
+		return ML_LOG_DEBUG;
+	if (v && !strcmp(v, "info"))
+		return ML_LOG_INFO;
+	return ML_LOG_ERROR;
+}
+
+void ml_log_bind_thread(void (*fn)(void *arg, const char *line, size_t len), void *arg)
+{
+	sink_fn = fn;
+	sink_arg = arg;
+}
 
 void ml_log(enum ml_log_level lvl, const char *fmt, ...)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
+	if ((int)lvl > log_level && (lvl > ML_LOG_INFO || !sink_fn))
+		return;
 	char line[4096];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -44,10 +48,9 @@ void ml_log(enum ml_log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	size_t len = strlen(line);
 	line[len++] = '\n';
-	if (log_fd >= 0 && lvl <= ML_LOG_INFO && write(log_fd, line, len) < 0) {
-		/* the log file is best effort; a full disk must not stop the sandbox */
-	}
-	if ((int)lvl <= level_now() && write(STDERR_FILENO, line, len) < 0) {
+	if (sink_fn && lvl <= ML_LOG_INFO)
+		sink_fn(sink_arg, line, len);
+	if ((int)lvl <= log_level && write(STDERR_FILENO, line, len) < 0) {
 		/* nothing better to do with a closed stderr */
 	}
 }

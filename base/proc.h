@@ -6,6 +6,7 @@
 /* SIGPIPE ignored: a peer that closed its end (the guest, a registry, a dropped client) must
  * give EPIPE on that one write, never kill the supervisor. libslirp and libcurl write to
  * sockets without MSG_NOSIGNAL, so this cannot be done per call. */
+/* Also sets the diagnostics level from $MATCHLOCK_LOG (error by default). */
 void ml_process_init(void);
 
 #endif

@@ -6,6 +6,10 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "rpc/settings.h"
+
+/* The environment's settings, read once by main before any command runs. */
+const struct ml_settings *cli_settings(void);
 
 int cmd_run(int argc, char **argv, struct ml_err *e);
 int cmd_image(int argc, char **argv, struct ml_err *e);

@@ -43,6 +43,7 @@ struct run {
 
 static int sig_fd = -1;
 static struct run *current;
+static int read_signal(void);
 
 int execio_signals_init(struct ml_err *e)
 {
@@ -126,9 +127,7 @@ static void on_output(void *arg, int fd, const uint8_t *data, size_t len)
 		q->eof = true;
 		return;
 	}
-	if (r->o->log_fd >= 0 && write(r->o->log_fd, data, len) < 0) {
-		/* the log is best effort */
-	}
+	ml_logger_write(r->o->log, data, len);
 	uint8_t *nb = realloc(q->buf, q->len + len);
 	if (!nb) {
 		ctl_exec_consumed(r->ctl, r->stream, len);
@@ -215,6 +214,9 @@ static void send_winsize(struct run *r)
 	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
 		ctl_exec_resize(r->ctl, r->stream, ws.ws_row, ws.ws_col);
 }
+
+int execio_signal_fd(void) { return sig_fd; }
+int execio_read_signal(void) { return read_signal(); }
 
 static int read_signal(void)
 {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "base/err.h"
+#include "base/logfile.h"
 #include "base/loop.h"
 #include "vmm/vmm.h"
 
@@ -14,7 +15,7 @@ struct execio_opts {
 	bool tty;          /* -it: PTY in the guest, raw terminal here */
 	bool stdin_open;   /* -i: forward our stdin */
 	long timeout_s;    /* 0 = none */
-	int log_fd;        /* output is also appended here (-1 = no) */
+	struct ml_logger *log; /* output is also appended here (NULL = no) */
 };
 
 enum execio_end {
@@ -31,6 +32,10 @@ int execio_run(struct ml_loop *loop, struct ctl *ctl, struct proto_exec *x,
 	       const struct execio_opts *o, int *code, struct ml_err *e);
 /* Call from the sandbox's on_dead hook while an exec runs. */
 void execio_vm_died(const char *msg);
+/* The signalfd set up by execio_signals_init (SIGINT, SIGTERM, SIGWINCH, SIGHUP), for callers
+ * that wait in their own loop; execio_read_signal() takes one (0 when none is pending). */
+int execio_signal_fd(void);
+int execio_read_signal(void);
 /* Blocks in the loop until SIGINT/SIGTERM (for --rm=false); returns the signal number. */
 int execio_wait_signal(struct ml_loop *loop);
 

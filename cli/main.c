@@ -17,6 +17,10 @@
 #define ML_BUILT "unknown"
 #endif
 
+static struct ml_settings settings;
+
+const struct ml_settings *cli_settings(void) { return &settings; }
+
 static const char *later_cmds[] = {
 	"exec", "list", "ls", "get", "inspect", "stat", "kill", "rm", "remove", "prune", "log",
 	"port-forward", "allow-list", "build", "volume", "diagnose", "setup", "rpc", "completion", NULL,
@@ -79,7 +83,10 @@ int main(int argc, char **argv)
 {
 	struct ml_err e = { 0 };
 	ml_process_init();
-	int r = dispatch(argc, argv, &e);
+	int r = settings_from_env(&settings, &e);
+	if (r == 0)
+		r = dispatch(argc, argv, &e);
+	settings_free(&settings);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", e.msg[0] ? e.msg : "failed");
 		return 1;

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ struct run_flags {
 	double cpus;
 	bool no_network, intercept, detach, tty, interactive, pull, rm, privileged;
 	bool timeout_set;
+	long exec_timeout_s;  /* what --timeout leaves for the command once the sandbox is up */
 };
 
 static struct flag *run_flag_table(struct run_flags *f)
@@ -198,10 +201,100 @@ static void compose_argv(const struct run_flags *f, const struct oci_config *c, 
 	}
 }
 
-static void on_sandbox_dead(void *arg, const char *msg)
+/* ---- waiting for the sandbox: its events, and Ctrl-C / --timeout while it comes up ---- */
+struct run_wait {
+	struct ml_loop *loop;
+	bool ready, failed, timed_out;
+	int sig;
+	struct ml_err err;
+};
+
+/* Pull lines only on a terminal: in a script, a run whose image turns out bad prints exactly
+ * one line, the error. The rootfs line is the reference's, always on stderr. */
+static void ev_progress(void *arg, struct sandbox *sb, enum sandbox_step step, const char *line)
 {
 	(void)arg;
+	(void)sb;
+	if (!line)
+		return;
+	if (step == SANDBOX_STEP_ROOTFS_BUILT || isatty(STDERR_FILENO))
+		fprintf(stderr, "%s\n", line);
+}
+
+static void ev_ready(void *arg, struct sandbox *sb)
+{
+	(void)sb;
+	struct run_wait *w = arg;
+	w->ready = true;
+	ml_loop_stop(w->loop);
+}
+
+static void ev_failed(void *arg, struct sandbox *sb, const struct ml_err *e)
+{
+	(void)sb;
+	struct run_wait *w = arg;
+	w->failed = true;
+	w->err = *e;
+	ml_loop_stop(w->loop);
+}
+
+static void ev_dead(void *arg, struct sandbox *sb, const char *msg)
+{
+	(void)arg;
+	(void)sb;
 	execio_vm_died(msg);
+}
+
+static const struct sandbox_events run_events = {
+	.progress = ev_progress, .ready = ev_ready, .failed = ev_failed, .dead = ev_dead,
+};
+
+static void on_wait_signal(struct ml_loop *l, int fd, short rev, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)rev;
+	struct run_wait *w = arg;
+	int sig;
+	while ((sig = execio_read_signal()) > 0)
+		if (sig != SIGWINCH && !w->sig)
+			w->sig = sig;
+	if (w->sig)
+		ml_loop_stop(w->loop);
+}
+
+static void on_run_deadline(struct ml_loop *l, void *arg)
+{
+	struct run_wait *w = arg;
+	w->timed_out = true;
+	ml_loop_stop(l);
+}
+
+/* Runs the loop until the sandbox is ready or failed; a signal or the deadline cancels the
+ * creation (and is reported as such). */
+static int wait_ready(struct run_wait *w, struct sandbox *sb, long timeout_s, struct ml_err *e)
+{
+	int timer = timeout_s > 0 ? ml_loop_timer(w->loop, timeout_s * 1000, on_run_deadline, w) : 0;
+	ml_loop_watch(w->loop, execio_signal_fd(), POLLIN, on_wait_signal, w);
+	while (!w->ready && !w->failed) {
+		ml_loop_run(w->loop);
+		if ((w->sig || w->timed_out) && !w->failed)
+			sandbox_cancel(sb);
+		if (w->failed || (w->sig || w->timed_out))
+			break;
+	}
+	ml_loop_unwatch(w->loop, execio_signal_fd());
+	if (timer && !w->timed_out)
+		ml_loop_cancel(w->loop, timer);
+	if (w->timed_out)
+		return ml_err_set(e, -ETIMEDOUT, "creating sandbox: timed out after %ld s", timeout_s);
+	if (w->sig)
+		return ml_err_set(e, -EINTR, "creating sandbox: interrupted");
+	if (w->failed) {
+		*e = w->err;
+		return e->code ? e->code : -EIO;
+	}
+	return 0;
 }
 
 static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandbox *sb,
@@ -220,8 +313,8 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 		.rows = ws.ws_row, .cols = ws.ws_col,
 	};
 	struct execio_opts o = { .tty = it, .stdin_open = f->interactive,
-				 .timeout_s = f->timeout_set ? f->timeout : 0,
-				 .log_fd = sandbox_log_fd(sb) };
+				 .timeout_s = f->timeout_set ? f->exec_timeout_s : 0,
+				 .log = sandbox_logger(sb) };
 	int code = 0;
 	int end = execio_run(loop, sandbox_ctl(sb), &x, &o, &code, e);
 	switch (end) {
@@ -253,22 +346,34 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 	struct ml_loop *loop = NULL;
 	if (ml_loop_new(&loop) < 0 || execio_signals_init(e) < 0)
 		return ml_err_set(e, -ENOMEM, "event loop setup failed");
-	struct sandbox_opts so = {
+	struct sandbox_config sc = {
+		.settings = cli_settings(),
 		.image = f->image, .pull = f->pull, .cpus = f->cpus, .mem_mb = (unsigned)f->memory,
 		.disk_mb = (uint64_t)f->disk_size, .hostname = f->hostname,
 		.dns = f->dns.n ? f->dns.v : (char **)default_dns, .hosts = hosts->v,
-		.network = !f->no_network, .mtu = (unsigned)f->mtu, .on_dead = on_sandbox_dead,
+		.network = !f->no_network, .mtu = (unsigned)f->mtu,
 		.allow_hosts = f->allow_host.n ? f->allow_host.v : NULL,
 		/* the reference's default for a sandbox whose network config is not given */
 		.block_private_ips = true,
 		.publish = net->pub, .n_publish = net->n_pub,
 	};
+	struct run_wait w = { .loop = loop };
 	struct sandbox *sb = NULL;
-	int r = sandbox_create(&so, loop, &sb, e);
+	int64_t t0 = ml_now_ms();
+	int r = sandbox_start(&sc, loop, &run_events, &w, &sb, e);
+	if (r == 0)
+		r = wait_ready(&w, sb, f->timeout_set ? f->timeout : 0, e);
 	if (r < 0) {
+		sandbox_destroy(sb, true);
 		ml_loop_free(loop);
 		return r;
 	}
+	if (f->timeout_set) {
+		long left = f->timeout - (long)((ml_now_ms() - t0) / 1000);
+		f->exec_timeout_s = left > 0 ? left : 1;
+	}
+	/* from here on, this thread's diagnostics belong in the sandbox's log */
+	ml_logger_bind_thread(sandbox_logger(sb));
 	const struct oci_config *c = sandbox_image_config(sb);
 	struct strv argv = { 0 }, fullenv = { 0 };
 	compose_argv(f, c, args, &argv);

@@ -1,4 +1,5 @@
-/* cli/specs.h - parsing of the spec strings users pass to `run` (reference cli.md §5). */
+/* cli/specs.h - parsing of the spec strings users pass to `run`, with upstream's messages
+ * (docs/cli-compat.md). */
 #ifndef ML_CLI_SPECS_H
 #define ML_CLI_SPECS_H
 

@@ -32,7 +32,7 @@ struct mitm_add_host {
 struct mitm_intercept;
 
 struct mitm_config {
-	/* --allow-host globs (reference/rpc.md §7.5), each optionally followed by ":PORT" (our
+	/* --allow-host globs (upstream's allow-list syntax), each optionally followed by ":PORT" (our
 	 * extension: only that port). NULL or empty = every destination that passes the rest of
 	 * the policy. An exact IPv4 literal entry is an "explicit allow" of that address: it
 	 * lifts the private-range block and makes the gateway (10.0.2.2 -> the host's loopback)
@@ -106,9 +106,9 @@ void mitm_poll_done(struct mitm *m, const struct pollfd *fds, size_t n);
 
 void mitm_stats(const struct mitm *m, struct mitm_stats *st);
 
-/* Host glob match as reference/rpc.md §7.5 (exposed for the unit tests and the next issue's
+/* Host glob match, upstream's allow-list rules (exposed for the unit tests and the TLS/HTTP
  * proxy): "*", "*.x.y" (suffix, not the apex), "name.*" (prefix), other "*" wildcards, exact.
- * Unlike the reference, case-insensitive (DNS names are), and a trailing dot is ignored. */
+ * Unlike upstream, case-insensitive (DNS names are), and a trailing dot is ignored. */
 bool mitm_host_glob_match(const char *pattern, const char *host);
 /* 1 if addr (network order) is in a --block-private-ips range. */
 bool mitm_ip_is_private(struct in_addr addr);

@@ -17,6 +17,16 @@
 static const char ACCEPT_MANIFESTS[] = "Accept: " MT_OCI_INDEX ", " MT_OCI_MANIFEST ", "
 				       MT_DOCKER_LIST ", " MT_DOCKER_MANIFEST;
 
+/* Lets a caller (a sandbox being cancelled) stop a transfer from another thread. */
+static int xfer_cancel(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return *(const volatile int *)arg != 0;
+}
+
 int reg_open(struct reg_conn *c, const struct oci_ref *ref, time_t deadline, struct ml_err *e)
 {
 	static bool inited;
@@ -27,7 +37,7 @@ int reg_open(struct reg_conn *c, const struct oci_ref *ref, time_t deadline, str
 	c->ref = ref;
 	c->host = oci_ref_host(ref);
 	c->deadline = deadline;
-	c->plain_ok = registry_plain_http_ok(ref->domain, getenv("MATCHLOCK_INSECURE_REGISTRIES"));
+	c->plain_ok = registry_plain_http_ok(ref->domain, oci_settings_get()->insecure_registries);
 	return docker_auth_load(ref->domain, &c->basic, e);
 }
 
@@ -114,7 +124,7 @@ int reg_easy_setup(struct reg_conn *c, CURL *h, const char *url, const char *acc
 		l = t;
 	}
 	*hdrs = l;
-	const char *ca = getenv("SSL_CERT_FILE");
+	const char *ca = oci_settings_get()->ca_file;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
@@ -132,6 +142,11 @@ int reg_easy_setup(struct reg_conn *c, CURL *h, const char *url, const char *acc
 	curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
 	if (ca && *ca)
 		curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	if (c->cancel) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_cancel);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c->cancel);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (c->deadline) {
 		time_t left = c->deadline - time(NULL);
 		curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)(left > 1 ? left : 1));
@@ -156,6 +171,8 @@ int reg_curl_error(const struct reg_conn *c, CURLcode rc, const char *detail, st
 		return ml_err_set(e, -EHOSTUNREACH, "could not resolve host %s", c->host);
 	case CURLE_COULDNT_CONNECT:
 		return ml_err_set(e, -ECONNREFUSED, "could not connect to %s: connection refused (%s)", c->host, d);
+	case CURLE_ABORTED_BY_CALLBACK:
+		return ml_err_set(e, -ECANCELED, "cancelled");
 	case CURLE_OPERATION_TIMEDOUT:
 		return ml_err_set(e, -ETIMEDOUT, "timed out talking to %s", c->host);
 	case CURLE_PEER_FAILED_VERIFICATION:

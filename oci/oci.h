@@ -10,6 +10,19 @@
 
 struct oci_store;
 
+/* Process-wide settings of the image code, given once by main (from the environment: the
+ * registry client's conventions SSL_CERT_FILE and DOCKER_CONFIG, and matchlock's own knobs);
+ * nothing in oci/ reads the environment itself. Strings are copied. Unset fields: defaults. */
+struct oci_settings {
+	const char *home;                /* for ~/.docker/config.json */
+	const char *docker_config;       /* $DOCKER_CONFIG: directory of config.json */
+	const char *ca_file;             /* $SSL_CERT_FILE: extra CAs for HTTPS registries */
+	const char *insecure_registries; /* $MATCHLOCK_INSECURE_REGISTRIES: plain-HTTP hosts */
+	uint64_t max_rootfs_mb;          /* $MATCHLOCK_MAX_ROOTFS_MB: 0 = default */
+};
+int oci_settings_set(const struct oci_settings *s);
+const struct oci_settings *oci_settings_get(void);
+
 /* cache_dir is ~/.cache/matchlock (created 0700 if missing); the store lives in
  * <cache_dir>/images. Safe for several processes at once. */
 int oci_store_open(const char *cache_dir, struct oci_store **out, struct ml_err *e);
@@ -66,6 +79,7 @@ struct oci_pull_opts {
 	/* Per layer (index in the manifest), called often while bytes arrive; may be NULL. */
 	void (*progress)(void *arg, unsigned layer, unsigned layers, uint64_t done, uint64_t total);
 	void *progress_arg;
+	const volatile int *cancel; /* set non-zero from any thread: the pull fails "cancelled" */
 };
 /* Pulls ref (Docker-style: "alpine", "localhost:5000/x/y:1", "name@sha256:...") from its
  * registry into scope 'registry' under the tag as typed (":latest" added when it has neither

@@ -161,6 +161,7 @@ static int pull_locked(struct oci_store *s, const struct oci_ref *ref, const cha
 	_cleanup_free_ char *cfg = NULL;
 	size_t cfg_len = 0;
 	int r = reg_open(&c, ref, o->timeout_s > 0 ? time(NULL) + o->timeout_s : 0, e);
+	c.cancel = o->cancel;
 	if (r == 0)
 		r = fetch_manifest(&c, ref, &resp, digest, e);
 	if (r == 0)

@@ -224,7 +224,7 @@ int docker_auth_load(const char *domain, char **basic, struct ml_err *e)
 {
 	*basic = NULL;
 	_cleanup_free_ char *path = NULL;
-	const char *dir = getenv("DOCKER_CONFIG"), *home = getenv("HOME");
+	const char *dir = oci_settings_get()->docker_config, *home = oci_settings_get()->home;
 	int n = dir && *dir ? asprintf(&path, "%s/config.json", dir)
 		: home && *home ? asprintf(&path, "%s/.docker/config.json", home) : 0;
 	if (n < 0) {

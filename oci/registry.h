@@ -84,6 +84,7 @@ struct reg_conn {
 	char *basic;            /* base64 user:pass from the docker config, or NULL */
 	char *authz;            /* "Authorization: ..." once a challenge was answered */
 	time_t deadline;        /* whole pull; 0 = none */
+	const volatile int *cancel; /* non-zero: abort transfers (NULL = never) */
 };
 struct reg_resp {
 	char *body;

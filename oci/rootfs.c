@@ -76,10 +76,8 @@ static uint64_t guess_size(const struct layers *l)
  * the default, and users with huge ones raise it explicitly. */
 uint64_t expand_limit(void)
 {
-	const char *v = getenv("MATCHLOCK_MAX_ROOTFS_MB");
-	char *end = NULL;
-	unsigned long long mb = v ? strtoull(v, &end, 10) : 0;
-	if (!v || !*v || *end || mb == 0)
+	unsigned long long mb = oci_settings_get()->max_rootfs_mb;
+	if (mb == 0)
 		mb = OCI_EXPAND_DEFAULT_MB;
 	uint64_t bytes = mb > (OCI_EXPAND_MAX >> 20) ? OCI_EXPAND_MAX : (uint64_t)mb << 20;
 	return bytes;

@@ -48,6 +48,7 @@ struct abort_req {
 struct net {
 	int engine_fd;
 	int wake_fd;
+	struct ml_logger *log;
 	pthread_t thread;
 	bool running;
 	struct vmm_netstream *ns;
@@ -188,6 +189,7 @@ static int net_round(struct net *n)
 static void *net_thread(void *arg)
 {
 	struct net *n = arg;
+	ml_logger_bind_thread(n->log);
 	while (net_round(n) >= 0)
 		;
 	if (strcmp(n->end_reason, "stopped"))
@@ -306,6 +308,7 @@ int net_start(int engine_fd, const struct net_opts *o, struct net **out, struct 
 	if (!n)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	n->engine_fd = engine_fd;
+	n->log = o->log;
 	n->end_reason = "stopped";
 	n->frame_cap = (o->mtu ? o->mtu : 1500) + 14 + 4;
 	n->frame = malloc(n->frame_cap);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/logfile.h"
 
 struct net_publish {
 	struct in_addr addr;   /* host address to listen on */
@@ -23,6 +24,7 @@ struct net_opts {
 	char **add_hosts;      /* NULL-terminated "ip host" lines (/etc/hosts form) */
 	const struct net_publish *publish;
 	size_t n_publish;
+	struct ml_logger *log;  /* the sandbox's vm.log: the thread's diagnostics go there */
 };
 
 struct net;

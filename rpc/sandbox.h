@@ -1,5 +1,13 @@
-/* rpc/sandbox.h - one sandbox: image -> rootfs -> scratch disk -> VM -> agent ready.
- * Composes oci/, ext4/ and vmm/; used by `run` (cli/) and later by the JSON-RPC server. */
+/* rpc/sandbox.h - one sandbox comes to life through events: image -> rootfs -> scratch disk ->
+ * VM -> agent ready. Composes oci/, ext4/, vmm/ and the network (net.h). `run`, `rpc` and a
+ * detached VM are callers of this one API.
+ *
+ * sandbox_start() returns at once. The slow preparation (pull, rootfs build, scratch disk,
+ * initramfs) runs on a worker thread; the engine is started and the boot handshake (HELLO,
+ * CONFIG, READY) is driven on the caller's loop, so the caller keeps serving its own fds (an
+ * rpc server keeps reading requests and `cancel`s) while a VM comes up. Outcomes arrive as
+ * events on the loop thread. Library code prints nothing: user-facing progress lines are
+ * events; diagnostics go to the sandbox's own logger (its vm.log). */
 #ifndef ML_RPC_SANDBOX_H
 #define ML_RPC_SANDBOX_H
 
@@ -8,8 +16,10 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/logfile.h"
 #include "base/loop.h"
 #include "oci/oci.h"
+#include "rpc/settings.h"
 #include "vmm/vmm.h"
 
 #define SANDBOX_DEFAULT_IMAGE "matchlock/default:latest"
@@ -19,7 +29,10 @@ struct sandbox_publish {
 	int host_port, guest_port;
 };
 
-struct sandbox_opts {
+/* Everything a sandbox is made from. Owned by the caller and must stay valid (unchanged)
+ * until sandbox_destroy: the worker thread and the network read it. */
+struct sandbox_config {
+	const struct ml_settings *settings; /* paths and knobs (from the environment, by main) */
 	const char *image;       /* reference as the user typed it */
 	bool pull;               /* pull again even if the image is in the store (`run --pull`) */
 	double cpus;             /* may be fractional: ceil() vCPUs plus a cgroup quota */
@@ -31,31 +44,54 @@ struct sandbox_opts {
 	bool network;            /* false: no NIC at all (--no-network) */
 	unsigned mtu;
 	char **allow_hosts;      /* NULL-terminated --allow-host globs (NULL: all hosts) */
-	bool block_private_ips;  /* refuse private-range destinations (rpc.md §7.5) */
+	bool block_private_ips;  /* refuse private-range destinations (mitm/README.md) */
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
-	int boot_timeout_s;      /* 0 = default (60 s, or $MATCHLOCK_BOOT_TIMEOUT) */
-	/* Called (from the loop) if the VM dies or the channel breaks after boot. */
-	void (*on_dead)(void *arg, const char *msg);
-	/* Answers to ctl_ping (benchmarks). */
-	void (*on_pong)(void *arg, const uint8_t *data, size_t len);
-	void *arg;
+	int boot_timeout_s;      /* 0 = settings->boot_timeout_s */
 };
 
+/* Where creation is; the progress event says which step starts (text: a line for the user). */
+enum sandbox_step { SANDBOX_STEP_PULL, SANDBOX_STEP_PULLED, SANDBOX_STEP_ROOTFS_BUILT, SANDBOX_STEP_BOOT };
+
 struct sandbox;
-/* Resolves the image (importing the embedded default image on first use), builds its rootfs
- * if needed (prints "Built rootfs from ..." to stderr then), creates the VM state dir
- * (~/.matchlock/vms/<id>, 0700) and scratch disk, boots the VM, and runs `loop` until the agent
- * is ready. On return the sandbox's fds stay registered in the loop. */
-int sandbox_create(const struct sandbox_opts *o, struct ml_loop *loop, struct sandbox **out,
-		   struct ml_err *e);
+/* Called on the loop thread. A callback must not call sandbox_destroy on its own sandbox
+ * (stop the loop, or defer with a 0 ms timer). */
+struct sandbox_events {
+	/* A step of creation; line is what a terminal user would be shown (e.g. "Pulling x...",
+	 * "Built rootfs from x (2.2 MB)"). May be NULL. */
+	void (*progress)(void *arg, struct sandbox *sb, enum sandbox_step step, const char *line);
+	/* The agent is ready for execs. */
+	void (*ready)(void *arg, struct sandbox *sb);
+	/* Creation failed (or was cancelled: e->code == -ECANCELED); the caller destroys sb. */
+	void (*failed)(void *arg, struct sandbox *sb, const struct ml_err *e);
+	/* After ready: the VM died or its channel broke. */
+	void (*dead)(void *arg, struct sandbox *sb, const char *msg);
+	/* Answers to sandbox ctl_ping (benchmarks). May be NULL. */
+	void (*pong)(void *arg, const uint8_t *data, size_t len);
+};
+
+/* Allocates the sandbox (its id is known at once), starts preparation, and returns. On error
+ * (bad config, out of memory, thread) nothing was started and *out is untouched. */
+int sandbox_start(const struct sandbox_config *c, struct ml_loop *loop, const struct sandbox_events *ev,
+		  void *arg, struct sandbox **out, struct ml_err *e);
+/* Stops creation early: a pull in flight is aborted, the boot is not waited for; `failed`
+ * follows with -ECANCELED. No effect once ready (destroy it instead). */
+void sandbox_cancel(struct sandbox *sb);
+
 const char *sandbox_id(const struct sandbox *sb);
+const char *sandbox_state_dir(const struct sandbox *sb);  /* ~/.matchlock/vms/<id> */
+bool sandbox_is_ready(const struct sandbox *sb);
+/* Valid once ready. */
 const struct oci_config *sandbox_image_config(const struct sandbox *sb);
 struct ctl *sandbox_ctl(struct sandbox *sb);
-int sandbox_log_fd(const struct sandbox *sb);
+/* The sandbox's vm.log (valid once `progress` or any later event was delivered; may be NULL
+ * before the state dir exists). Command output the caller wants logged goes here. */
+struct ml_logger *sandbox_logger(struct sandbox *sb);
 const char *sandbox_console_tail(struct sandbox *sb);
-/* Stops the VM (kill: the scratch disk is throw-away) and frees everything; with
- * remove_state also deletes the VM's state dir. NULL-safe. */
+
+/* Stops the VM (kill: the scratch disk is throw-away), joins the worker, frees everything;
+ * with remove_state also deletes the VM's state dir. NULL-safe. Blocks only while a
+ * preparation step that cannot be interrupted (a rootfs build) finishes. */
 void sandbox_destroy(struct sandbox *sb, bool remove_state);
 
 /* Directories (malloc'd): $XDG_CACHE_HOME/matchlock or ~/.cache/matchlock; ~/.matchlock. */

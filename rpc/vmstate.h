@@ -1,6 +1,7 @@
 /* rpc/vmstate.h - the per-VM record (~/.matchlock/vms/<id>/vm.json) and `gc`: what a crashed
- * supervisor left behind is found from these records and removed. Everything a VM owns on the
- * host lives in its state dir, so cleaning is local and complete (no host-global resources). */
+ * supervisor left behind is found from these records and removed. A VM owns no host-global
+ * resources; what it leaves lives in its state dir (scratch disk, sockets), except the private
+ * socket directory slirpnet makes under $TMPDIR, which gc does not know about. */
 #ifndef ML_RPC_VMSTATE_H
 #define ML_RPC_VMSTATE_H
 
@@ -9,11 +10,11 @@
 
 #include "base/err.h"
 
-/* Writes vm.json (temp file, fsync, rename) with status "running" and our pid. */
+/* Writes vm.json (temp file, fsync, rename) with the given status and pid. */
 int vmstate_write(const char *state_dir, const char *id, const char *image, pid_t pid,
 		  const char *status, struct ml_err *e);
-/* True if pid is alive and is a matchlock supervisor (its exe is the same as ours, or its
- * comm is "matchlock"/our tools). */
+/* True if pid is alive and is a matchlock supervisor: its comm is "matchlock" (or one of our
+ * mlvm* test tools), so a recycled pid of another program counts as gone. */
 bool vmstate_owner_alive(pid_t pid);
 
 struct gc_report {

@@ -6,7 +6,7 @@
  * listener; the guest's frames are rewritten to the slot on the way in and back to the
  * original destination on the way out. libslirp connects to the listener while it processes
  * the handshake-completing ACK, inside slirp_input(), so the fd accepted right after that
- * call belongs to exactly that flow (see notes/libslirp-flow-handoff.md).
+ * call belongs to exactly that flow (the libslirp facts behind this: docs/guest-traps.md).
  */
 #include <errno.h>
 #include <stdlib.h>

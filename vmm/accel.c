@@ -67,10 +67,10 @@ static bool kvm_usable(char *reason, size_t len)
 	return true;
 }
 
-enum vmm_accel vmm_accel_choose(char *reason, size_t reason_len)
+enum vmm_accel vmm_accel_choose(const char *mode, char *reason, size_t reason_len)
 {
 	char buf[256];
-	const char *env = getenv("MATCHLOCK_ACCEL");
+	const char *env = mode;
 	if (env && !strcmp(env, "kvm")) {
 		snprintf(reason, reason_len, "kvm: forced by MATCHLOCK_ACCEL=kvm");
 		return VMM_ACCEL_KVM;

@@ -56,43 +56,43 @@ static int read_first_line(const char *path, char **out, struct ml_err *e)
 	return *out ? 0 : ml_err_set(e, -ENOMEM, "out of memory");
 }
 
-static int find_paths(struct vmm_assets *a, struct ml_err *e)
+static int find_paths(const struct vmm_asset_paths *p, struct vmm_assets *a, struct ml_err *e)
 {
-	const char *env;
-	if ((env = getenv("MATCHLOCK_DATA_DIR")) && *env)
-		a->data_dir = strdup(env);
+	static const struct vmm_asset_paths none;
+	if (!p)
+		p = &none;
+	if (p->data_dir && *p->data_dir)
+		a->data_dir = strdup(p->data_dir);
 	else {
 		int r = default_data_dir(&a->data_dir, e);
 		if (r < 0)
 			return r;
 	}
-	env = getenv("MATCHLOCK_KERNEL");
-	a->kernel = env && *env ? strdup(env) : path_join(a->data_dir, "kernel/vmlinuz");
+	a->kernel = p->kernel && *p->kernel ? strdup(p->kernel) : path_join(a->data_dir, "kernel/vmlinuz");
 	a->modules_dir = path_join(a->data_dir, "kernel/modules");
-	env = getenv("MATCHLOCK_GUEST_AGENT");
-	a->agent = env && *env ? strdup(env) : path_join(a->data_dir, "agent");
+	a->agent = p->agent && *p->agent ? strdup(p->agent) : path_join(a->data_dir, "agent");
 	if (!a->data_dir || !a->kernel || !a->modules_dir || !a->agent)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	return 0;
 }
 
-static int check_assets(struct vmm_assets *a, struct ml_err *e)
+static int check_assets(const struct vmm_asset_paths *p, struct vmm_assets *a, struct ml_err *e)
 {
-	int r = find_paths(a, e);
+	int r = find_paths(p, a, e);
 	if (r < 0)
 		return r;
 	if (!is_regular_file(a->kernel))
 		return ml_err_set(e, -ENOENT,
-				  "guest kernel not found at %s: run `sudo scripts/setup.sh` (or `sudo "
-				  "make setup`) from the matchlock source tree to fetch it", a->kernel);
+				  "guest kernel not found at %s: run `sh scripts/setup.sh` from the matchlock "
+				  "source tree to fetch it", a->kernel);
 	_cleanup_free_ char *dep = path_join(a->modules_dir, "modules.dep");
 	_cleanup_free_ char *ver = path_join(a->data_dir, "kernel/version");
 	if (!dep || !ver)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	if (!is_regular_file(dep))
 		return ml_err_set(e, -ENOENT,
-				  "guest kernel modules not found at %s: run `sudo scripts/setup.sh` (or "
-				  "`sudo make setup`) from the matchlock source tree to fetch them", dep);
+				  "guest kernel modules not found at %s: run `sh scripts/setup.sh` from the "
+				  "matchlock source tree to fetch them", dep);
 	if ((r = read_first_line(ver, &a->kver, e)) < 0)
 		return r;
 	if (!is_regular_file(a->agent))
@@ -100,10 +100,10 @@ static int check_assets(struct vmm_assets *a, struct ml_err *e)
 	return 0;
 }
 
-int vmm_assets_find(struct vmm_assets *a, struct ml_err *e)
+int vmm_assets_find(const struct vmm_asset_paths *p, struct vmm_assets *a, struct ml_err *e)
 {
 	memset(a, 0, sizeof(*a));
-	int r = check_assets(a, e);
+	int r = check_assets(p, a, e);
 	if (r < 0)
 		vmm_assets_free(a);
 	return r;

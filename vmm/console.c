@@ -2,8 +2,9 @@
  * messages, on one pipe.
  *
  * The pipe must be drained all the time: when it is full QEMU blocks writing the serial port and
- * the guest stalls. What we read goes to the VM log up to a cap (a guest printing forever must
- * not fill the disk) and into a fixed 4 KiB ring for error messages (nor grow our memory). */
+ * the guest stalls. What we read goes to the VM log (whose logger holds the byte budget of the
+ * whole file: a guest printing forever must not fill the disk) and into a fixed 4 KiB ring for
+ * error messages (nor grow our memory). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,45 +12,15 @@
 
 #include "vmm/vmm_internal.h"
 
-#define TRUNCATED_LINE "\n[matchlock: console output truncated]\n"
 /* Bytes read per pump call at most, so a flooding guest cannot starve the caller's event loop;
  * the fd stays readable and the loop comes back. */
 #define PUMP_BUDGET (1u << 20)
 
-void vmm_console_init(struct vmm_console *c, int fd, int log_fd, uint64_t log_cap)
+void vmm_console_init(struct vmm_console *c, int fd, struct ml_logger *log)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
-	c->log_fd = log_fd;
-	c->log_cap = log_cap ? log_cap : VMM_LOG_CAP_DEFAULT;
-}
-
-/* The log is best effort: a full disk or a closed log must not stop the VM. */
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void append_log(struct vmm_console *c, const char *data, size_t len)
-{
-	if (c->log_fd < 0 || c->truncated)
-		return;
-	uint64_t room = c->log_cap - c->logged;
-	size_t n = len < room ? len : (size_t)room;
-	write_all(c->log_fd, data, n);
-	c->logged += n;
-	if (n < len) {
-		write_all(c->log_fd, TRUNCATED_LINE, sizeof(TRUNCATED_LINE) - 1);
-		c->truncated = true;
-	}
+	c->log = log;
 }
 
 static void append_ring(struct vmm_console *c, const char *data, size_t len)
@@ -67,7 +38,7 @@ static void append_ring(struct vmm_console *c, const char *data, size_t len)
 
 void vmm_console_feed(struct vmm_console *c, const char *data, size_t len)
 {
-	append_log(c, data, len);
+	ml_logger_write(c->log, data, len);
 	append_ring(c, data, len);
 }
 

@@ -1,7 +1,7 @@
 /* vmm/qemu.c - one VM: launch the engine as our child, wait for its control channel, watch it,
  * kill it.
  *
- * Order matters (see notes on the guest): the control socket listens before QEMU starts, because
+ * Order matters (docs/guest-traps.md): the control socket listens before QEMU starts, because
  * a QEMU client chardev that finds no listener fails (and a netdev one runs on silently dead).
  * QEMU connects at start-up, long before the guest boots, so the accept() here is quick; the
  * guest's agent then opens its end of the port and says PT_HELLO on the connection we hold. We
@@ -192,7 +192,7 @@ static const char *accel_name(enum vmm_accel a)
 static void log_launch(const struct vmm_config *c, char *const *argv)
 {
 	char reason[320];
-	enum vmm_accel auto_pick = vmm_accel_choose(reason, sizeof(reason));
+	enum vmm_accel auto_pick = vmm_accel_choose(NULL, reason, sizeof(reason));
 	if (auto_pick == c->accel)
 		ml_info("accelerator %s (%s)", accel_name(c->accel), reason);
 	else
@@ -225,8 +225,7 @@ static int check_config(const struct vmm_config *c, struct ml_err *e)
  * that the same binary, VM and guest image are measured both ways. */
 static bool net_via_supervisor(const struct vmm_config *c)
 {
-	const char *b = getenv("MATCHLOCK_NET_BACKEND");
-	if (b && !strcmp(b, "qemu-user")) {
+	if (c->network && c->qemu_user_net) {
 		ml_warn("MATCHLOCK_NET_BACKEND=qemu-user: QEMU's own user networking, without matchlock's "
 			"policy (benchmark baseline)");
 		return false;
@@ -238,7 +237,7 @@ static int start(struct vmm *vm, const struct vmm_config *c, struct ml_err *e)
 {
 	_cleanup_free_ char *bin = NULL;
 	_cleanup_strv_ char **argv = NULL;
-	int r = vmm_qemu_binary(&bin, e);
+	int r = vmm_qemu_binary(c->engine, &bin, e);
 	if (r < 0)
 		return r;
 	if (asprintf(&vm->ctl_path, "%s/ctl.sock", c->state_dir) < 0) {
@@ -273,7 +272,7 @@ int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	vm->ctl_fd = -1;
 	vm->net_fd = -1;
-	vmm_console_init(&vm->con, -1, c->log_fd, c->log_cap);
+	vmm_console_init(&vm->con, -1, c->log);
 	vm->reaped = true; /* nothing to reap until spawn() */
 	if ((r = start(vm, c, e)) < 0) {
 		vmm_free(vm);

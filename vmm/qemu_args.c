@@ -60,9 +60,9 @@ static char *qemu_escape(const char *path)
 	return out;
 }
 
-int vmm_qemu_binary(char **path, struct ml_err *e)
+int vmm_qemu_binary(const char *override, char **path, struct ml_err *e)
 {
-	const char *env = getenv("MATCHLOCK_QEMU");
+	const char *env = override;
 	if (env && *env) {
 		if (access(env, X_OK) < 0)
 			return ml_err_set(e, -errno, "MATCHLOCK_QEMU=%s: %s", env, strerror(errno));

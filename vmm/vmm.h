@@ -11,6 +11,7 @@
 
 #include "agent/proto.h"
 #include "base/err.h"
+#include "base/logfile.h"
 
 /* ---- guest assets (read-only, system-wide: <prefix>/lib/matchlock) ---- */
 struct vmm_assets {
@@ -20,10 +21,16 @@ struct vmm_assets {
 	char *kver;        /* contents of <data>/kernel/version */
 	char *agent;       /* <data>/agent (static PID 1) */
 };
-/* Finds the data dir: $MATCHLOCK_DATA_DIR, else <dir of /proc/self/exe>/../lib/matchlock.
- * $MATCHLOCK_KERNEL overrides the kernel file. A missing kernel is an error that names the
- * set-up step to run. */
-int vmm_assets_find(struct vmm_assets *a, struct ml_err *e);
+/* Overrides of where the assets are (each NULL or "" = the default); the caller takes them
+ * from $MATCHLOCK_DATA_DIR, $MATCHLOCK_KERNEL, $MATCHLOCK_GUEST_AGENT. */
+struct vmm_asset_paths {
+	const char *data_dir;  /* default: <dir of /proc/self/exe>/../lib/matchlock */
+	const char *kernel;    /* default: <data>/kernel/vmlinuz */
+	const char *agent;     /* default: <data>/agent */
+};
+/* Finds and checks the assets. A missing kernel is an error that names the set-up step to
+ * run. paths may be NULL (all defaults). */
+int vmm_assets_find(const struct vmm_asset_paths *paths, struct vmm_assets *a, struct ml_err *e);
 void vmm_assets_free(struct vmm_assets *a);
 
 /* Builds (or reuses) the initramfs: a newc cpio written by our code holding the agent as /init,
@@ -35,8 +42,9 @@ int vmm_initramfs(const struct vmm_assets *a, const char *cache_dir, char **path
 /* ---- accelerator ---- */
 enum vmm_accel { VMM_ACCEL_AUTO = 0, VMM_ACCEL_KVM, VMM_ACCEL_TCG };
 /* KVM when the host can run an unmodified guest (vmx/svm in /proc/cpuinfo, /dev/kvm usable,
- * no kvm_pvm module), else TCG. $MATCHLOCK_ACCEL=kvm|tcg overrides. reason: one line, why. */
-enum vmm_accel vmm_accel_choose(char *reason, size_t reason_len);
+ * no kvm_pvm module), else TCG. mode "kvm" or "tcg" forces one ($MATCHLOCK_ACCEL, given by the
+ * caller); NULL, "" or "auto" chooses. reason: one line, why. */
+enum vmm_accel vmm_accel_choose(const char *mode, char *reason, size_t reason_len);
 /* Host TSC frequency in kHz (for tsc_early_khz=, which avoids a TCG boot hang), 0 if unknown. */
 unsigned long vmm_host_tsc_khz(void);
 
@@ -53,8 +61,9 @@ struct vmm_config {
 	bool network;            /* false: no NIC at all; true: a virtio-net NIC whose frames come to
 				  * us on vmm_net_fd() (or, with MATCHLOCK_NET_BACKEND=qemu-user, go to
 				  * QEMU's own user networking: the benchmark's baseline only) */
-	int log_fd;              /* console and engine messages are appended here (not owned) */
-	uint64_t log_cap;        /* stop appending console output past this many bytes (0 = 64 MiB) */
+	struct ml_logger *log;   /* console and engine messages go here (not owned; NULL: nowhere) */
+	const char *engine;      /* the engine binary; NULL: qemu-system-x86_64 from $PATH */
+	bool qemu_user_net;      /* benchmark baseline: QEMU's own user networking, no policy */
 };
 
 struct vmm;

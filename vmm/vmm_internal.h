@@ -15,14 +15,10 @@
 
 /* ---- console capture (console.c) ---- */
 #define VMM_CONSOLE_TAIL 4096u
-#define VMM_LOG_CAP_DEFAULT (64ull << 20)
 
 struct vmm_console {
 	int fd;               /* read end of the engine's stdout+stderr pipe, nonblocking */
-	int log_fd;           /* not owned */
-	uint64_t log_cap;
-	uint64_t logged;      /* console bytes appended to log_fd so far */
-	bool truncated;       /* the "truncated" line has been written */
+	struct ml_logger *log; /* not owned; it holds the byte budget of the whole vm.log */
 	bool eof;
 	char ring[VMM_CONSOLE_TAIL]; /* last bytes seen, circular */
 	size_t ring_head;     /* next write position */
@@ -30,7 +26,7 @@ struct vmm_console {
 	char tail[VMM_CONSOLE_TAIL + 1]; /* vmm_console_tail() result */
 };
 
-void vmm_console_init(struct vmm_console *c, int fd, int log_fd, uint64_t log_cap);
+void vmm_console_init(struct vmm_console *c, int fd, struct ml_logger *log);
 /* Reads everything available now (nonblocking). 0, or -EPIPE at end of file. */
 int vmm_console_read(struct vmm_console *c);
 /* Feeds bytes as if read from the pipe (used by the reader and by tests). */
@@ -82,8 +78,9 @@ int vmm_initramfs_key(const struct vmm_assets *a, const void *agent, size_t agen
 		      char *const *modules, char key[65], struct ml_err *e);
 
 /* ---- engine argv (qemu_args.c) ---- */
-/* Resolves the engine binary: $MATCHLOCK_QEMU, else qemu-system-x86_64 from $PATH. */
-int vmm_qemu_binary(char **path, struct ml_err *e);
+/* Resolves the engine binary: override (the caller's $MATCHLOCK_QEMU) if set, else
+ * qemu-system-x86_64 from $PATH. */
+int vmm_qemu_binary(const char *override, char **path, struct ml_err *e);
 /* Builds the full argv (NULL-terminated, argv[0] = binary) for config c with the control socket
  * at ctl_path and, when c->network, the frame socket at net_path (NULL: QEMU's own user
  * networking, the benchmark's baseline). tsc_khz 0 leaves tsc_early_khz out. */

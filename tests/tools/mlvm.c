@@ -181,12 +181,32 @@ static int run_rtt(struct ctl *ctl, int n)
 	return 0;
 }
 
-static void on_dead(void *arg, const char *msg)
+static void on_dead(void *arg, struct sandbox *sb, const char *msg)
 {
 	(void)arg;
+	(void)sb;
 	fprintf(stderr, "sandbox died: %s\n", msg);
 	ml_loop_stop(loop);
 }
+
+static int created; /* 1 ready, -1 failed */
+static struct ml_err create_err;
+static void on_ready(void *arg, struct sandbox *sb)
+{
+	(void)arg;
+	(void)sb;
+	created = 1;
+	ml_loop_stop(loop);
+}
+static void on_failed(void *arg, struct sandbox *sb, const struct ml_err *e)
+{
+	(void)arg;
+	(void)sb;
+	created = -1;
+	create_err = *e;
+	ml_loop_stop(loop);
+}
+static const struct sandbox_events events = { .ready = on_ready, .failed = on_failed, .dead = on_dead, .pong = on_pong };
 
 static long peak_rss_kib(void)
 {
@@ -207,14 +227,23 @@ int main(int argc, char **argv)
 		return fprintf(stderr, "usage: mlvm concurrent N | cancel | rtt N | idle S\n"), 2;
 	const char *img = getenv("MLVM_IMAGE");
 	static char *dns[] = { "8.8.8.8", NULL };
-	struct sandbox_opts o = { .image = img ? img : SANDBOX_DEFAULT_IMAGE, .cpus = 1, .mem_mb = 512,
-				  .disk_mb = 1024, .dns = dns, .on_dead = on_dead,
-				  .on_pong = on_pong };
+	struct ml_settings settings;
 	struct ml_err e = { 0 };
+	if (settings_from_env(&settings, &e) < 0)
+		return fprintf(stderr, "%s\n", e.msg), 1;
+	struct sandbox_config o = { .settings = &settings, .image = img ? img : SANDBOX_DEFAULT_IMAGE,
+				    .cpus = 1, .mem_mb = 512, .disk_mb = 1024, .dns = dns };
 	struct sandbox *sb = NULL;
 	ml_loop_new(&loop);
-	if (sandbox_create(&o, loop, &sb, &e) < 0)
+	if (sandbox_start(&o, loop, &events, NULL, &sb, &e) < 0)
 		return fprintf(stderr, "%s\n", e.msg), 1;
+	while (!created)
+		ml_loop_run(loop);
+	if (created < 0) {
+		fprintf(stderr, "%s\n", create_err.msg);
+		sandbox_destroy(sb, true);
+		return 1;
+	}
 	int rc = 2;
 	struct ctl *ctl = sandbox_ctl(sb);
 	if (!strcmp(argv[1], "concurrent") && argc > 2)
@@ -231,5 +260,6 @@ int main(int argc, char **argv)
 	}
 	sandbox_destroy(sb, true);
 	ml_loop_free(loop);
+	settings_free(&settings);
 	return rc;
 }

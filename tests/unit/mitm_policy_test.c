@@ -1,8 +1,9 @@
 /* tests/unit/mitm_policy_test.c - mitm_connect_check() rule by rule, no sockets: the globs of
- * reference/rpc.md §7.5, the always-blocked set (incl. this host's own addresses), the DNS
- * alias, the gateway opt-in, private ranges and their explicit-allow literals, ports on
- * entries, names learned from DNS answers and --add-host with their TTLs (a fake clock moves
- * time), the learned table's bound, bad entries, and where allowed flows really connect. */
+ * upstream's allow-list (docs/design.md), the always-blocked set (incl. this host's own
+ * addresses), the DNS alias, the gateway opt-in, private ranges and their explicit-allow
+ * literals, ports on entries, names learned from DNS answers and --add-host with their TTLs
+ * (a fake clock moves time), the learned table's bound, bad entries, and where allowed flows
+ * really connect. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>

@@ -21,6 +21,8 @@
 #include "vmm/vmm.h"
 #include "vmm/vmm_internal.h"
 
+static char data_dir[300]; /* the fake data dir the tests point vmm_assets_find at */
+
 /* ---- helpers: a fake data dir in a temp dir ---- */
 
 static char tmpdir[256];
@@ -86,9 +88,7 @@ static int setup_data_dir(void **state)
 	write_str("data/agent", "#!agent v1\n");
 	char data[300];
 	snprintf(data, sizeof(data), "%s/data", tmpdir);
-	setenv("MATCHLOCK_DATA_DIR", data, 1);
-	unsetenv("MATCHLOCK_KERNEL");
-	unsetenv("MATCHLOCK_GUEST_AGENT");
+	snprintf(data_dir, sizeof(data_dir), "%s", data);
 	return 0;
 }
 
@@ -244,7 +244,8 @@ static char *build_initramfs(void)
 {
 	struct vmm_assets a;
 	struct ml_err e = { 0 };
-	assert_int_equal(vmm_assets_find(&a, &e), 0);
+	struct vmm_asset_paths p = { .data_dir = data_dir };
+	assert_int_equal(vmm_assets_find(&p, &a, &e), 0);
 	assert_string_equal(a.kver, "6.1.0-test");
 	char cache[300], *path = NULL;
 	snprintf(cache, sizeof(cache), "%s/cache", tmpdir);
@@ -352,15 +353,13 @@ static void assets_name_the_setup_step(void **state)
 	(void)state;
 	struct vmm_assets a;
 	struct ml_err e = { 0 };
-	setenv("MATCHLOCK_KERNEL", "/nonexistent/vmlinuz", 1);
-	assert_int_equal(vmm_assets_find(&a, &e), -ENOENT);
+	struct vmm_asset_paths p = { .data_dir = data_dir, .kernel = "/nonexistent/vmlinuz" };
+	assert_int_equal(vmm_assets_find(&p, &a, &e), -ENOENT);
 	assert_non_null(strstr(e.msg, "guest kernel not found at /nonexistent/vmlinuz"));
 	assert_non_null(strstr(e.msg, "scripts/setup.sh"));
-	unsetenv("MATCHLOCK_KERNEL");
-	setenv("MATCHLOCK_GUEST_AGENT", "/nonexistent/agent", 1);
-	assert_int_equal(vmm_assets_find(&a, &e), -ENOENT);
+	p = (struct vmm_asset_paths){ .data_dir = data_dir, .agent = "/nonexistent/agent" };
+	assert_int_equal(vmm_assets_find(&p, &a, &e), -ENOENT);
 	assert_string_equal(e.msg, "guest agent not found at /nonexistent/agent: run `make`");
-	unsetenv("MATCHLOCK_GUEST_AGENT");
 }
 
 /* ---- accelerator, TSC ---- */
@@ -369,17 +368,13 @@ static void accel_env_overrides(void **state)
 {
 	(void)state;
 	char reason[256];
-	setenv("MATCHLOCK_ACCEL", "tcg", 1);
-	assert_int_equal(vmm_accel_choose(reason, sizeof(reason)), VMM_ACCEL_TCG);
+	assert_int_equal(vmm_accel_choose("tcg", reason, sizeof(reason)), VMM_ACCEL_TCG);
 	assert_non_null(strstr(reason, "MATCHLOCK_ACCEL=tcg"));
-	setenv("MATCHLOCK_ACCEL", "kvm", 1);
-	assert_int_equal(vmm_accel_choose(reason, sizeof(reason)), VMM_ACCEL_KVM);
-	setenv("MATCHLOCK_ACCEL", "warp", 1);
-	enum vmm_accel a = vmm_accel_choose(reason, sizeof(reason));
+	assert_int_equal(vmm_accel_choose("kvm", reason, sizeof(reason)), VMM_ACCEL_KVM);
+	enum vmm_accel a = vmm_accel_choose("warp", reason, sizeof(reason));
 	assert_true(a == VMM_ACCEL_KVM || a == VMM_ACCEL_TCG);
 	assert_non_null(strstr(reason, "not understood"));
-	unsetenv("MATCHLOCK_ACCEL");
-	a = vmm_accel_choose(reason, sizeof(reason));
+	a = vmm_accel_choose(NULL, reason, sizeof(reason));
 	assert_true(!strncmp(reason, a == VMM_ACCEL_KVM ? "kvm: " : "tcg: ", 5));
 	assert_null(strchr(reason, '\n'));
 }
@@ -398,7 +393,7 @@ static void console_tail_is_bounded_whole_lines_and_printable(void **state)
 {
 	(void)state;
 	struct vmm_console c;
-	vmm_console_init(&c, -1, -1, 0);
+	vmm_console_init(&c, -1, NULL);
 	assert_string_equal(vmm_console_tail_of(&c), "");
 	char line[64];
 	for (int i = 0; i < 1000; i++) {
@@ -415,22 +410,29 @@ static void console_tail_is_bounded_whole_lines_and_printable(void **state)
 	assert_true(t[strlen(t) - 1] != '\n');
 }
 
-static void console_log_stops_at_the_cap(void **state)
+static void console_log_stops_at_the_budget(void **state)
 {
 	(void)state;
 	char path[300];
 	snprintf(path, sizeof(path), "%s/console.log", tmpdir);
-	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
+	struct ml_logger *lg = NULL;
+	struct ml_err e = { 0 };
+	assert_int_equal(ml_logger_open(path, 100, &lg, &e), 0);
 	struct vmm_console c;
-	vmm_console_init(&c, -1, fd, 100);
+	vmm_console_init(&c, -1, lg);
 	char junk[70];
 	memset(junk, 'x', sizeof(junk));
 	for (int i = 0; i < 100; i++)
 		vmm_console_feed(&c, junk, sizeof(junk));
+	ml_logger_printf(lg, ML_LOG_INFO, "a line after the budget is dropped too");
+	struct ml_logger_stats st;
+	ml_logger_stats(lg, &st);
+	assert_int_equal(st.written, 100);
+	assert_true(st.dropped > 100 * 70 - 100);
+	ml_logger_close(lg);
 	size_t len;
 	_cleanup_free_ char *got = slurp(path, &len);
-	const char *line = "\n[matchlock: console output truncated]\n";
+	const char *line = "\n[matchlock: vm.log reached its size budget; further output is dropped]\n";
 	assert_int_equal(len, 100 + strlen(line));
 	assert_memory_equal(got + 100, line, strlen(line));
 }
@@ -441,7 +443,7 @@ static void console_read_drains_a_pipe_and_reports_eof(void **state)
 	int p[2];
 	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
 	struct vmm_console c;
-	vmm_console_init(&c, p[0], -1, 0);
+	vmm_console_init(&c, p[0], NULL);
 	assert_int_equal(write(p[1], "booted\n", 7), 7);
 	assert_int_equal(vmm_console_read(&c), 0);
 	assert_string_equal(vmm_console_tail_of(&c), "booted");
@@ -525,7 +527,7 @@ int main(void)
 		cmocka_unit_test(tsc_khz_is_known_here),
 		cmocka_unit_test(argv_network_stream_or_baseline),
 		cmocka_unit_test(console_tail_is_bounded_whole_lines_and_printable),
-		cmocka_unit_test(console_log_stops_at_the_cap),
+		cmocka_unit_test(console_log_stops_at_the_budget),
 		cmocka_unit_test(console_read_drains_a_pipe_and_reports_eof),
 		cmocka_unit_test(argv_has_devices_and_escapes_commas),
 	};
