@@ -87,7 +87,8 @@ int intercept_init(struct mitm *m, const struct mitm_config *cfg, struct ml_err 
 	if (cfg->intercept->audit_path && !(ic->audit_path = strdup(cfg->intercept->audit_path)))
 		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
 	open_audit(ic);
-	if (cfg->intercept->ca_pem && (r = tls_ctx_new(cfg->intercept->ca_pem, &ic->tls, e)) < 0)
+	if (cfg->intercept->ca_pem &&
+	    (r = tls_ctx_new(cfg->intercept->ca_pem, cfg->intercept->extra_ca_file, &ic->tls, e)) < 0)
 		return r;
 	return 0;
 }

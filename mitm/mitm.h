@@ -73,6 +73,7 @@ struct mitm_stats {
 	size_t bytes_per_flow_max;           /* a flow's memory with both buffers full */
 	uint64_t buffers_in_use;             /* direction buffers allocated now (64 KiB each) */
 	uint64_t requests_proxied, requests_blocked;  /* intercepted HTTP exchanges */
+	uint64_t tls_handshakes, tls_guest_failed, tls_upstream_failed;
 };
 
 struct mitm;
@@ -149,7 +150,9 @@ struct mitm_event {
 struct mitm_rules;
 
 struct mitm_intercept {
-	const char *ca_pem;                 /* the CA's certificate and key (mitm_ca_load) */
+	const char *ca_pem;                 /* the CA's certificate and key (mitm_ca_load); NULL:
+					     * TCP/443 is not intercepted */
+	const char *extra_ca_file;          /* $SSL_CERT_FILE: upstreams may also chain to these */
 	const struct mitm_secret *secrets;  /* their hosts join the allow-list */
 	size_t n_secrets;
 	const struct mitm_rules *rules;     /* hook rules (mitm_rules_parse); NULL = none */

@@ -109,6 +109,7 @@ void hx_upstream_close(struct hx *hx)
 	hx->u = (struct ep){ .fdp = &f->ufd, .hs_done = true, .want_read = true };
 	hx->up = UP_NONE;
 	hx->up_host[0] = '\0';
+	hx->u_remembered = false;
 	h1_free(&hx->resp);
 	resp_init(hx);
 }
@@ -153,7 +154,10 @@ int hx_submit(struct mitm *m, struct hx *hx, struct job *j, enum hx_wait w)
 
 static void up_failed(struct mitm *m, struct hx *hx, int status, const char *fmt, const char *detail)
 {
-	snprintf(hx->up_err, sizeof(hx->up_err), fmt, detail);
+	char why[sizeof(hx->up_err)];
+
+	snprintf(why, sizeof(why), fmt, detail);   /* detail may be hx->up_err itself */
+	memcpy(hx->up_err, why, sizeof(why));
 	hx->up_status = status;
 	if (hx->f->ufd >= 0) {
 		close(hx->f->ufd);
@@ -317,9 +321,10 @@ static bool hx_advance(struct mitm *m, struct hx *hx)
 			up_step(m, hx, 0);
 		if (hx->up == UP_READY)
 			p |= ep_flush(&hx->u) == EP_PROGRESS;
-		p |= ep_flush(&hx->g) == EP_PROGRESS;
-		if (hx->stage == ST_HTTP || hx->stage == ST_TLS_HANDSHAKE)
+		if (hx->stage == ST_HTTP) {
+			p |= ep_flush(&hx->g) == EP_PROGRESS;
 			p |= ep_read(&hx->g) == EP_PROGRESS;
+		}
 		if (hx->up == UP_READY)
 			p |= ep_read(&hx->u) == EP_PROGRESS;
 		if (hx->stage == ST_HTTP) {

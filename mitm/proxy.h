@@ -53,7 +53,11 @@ struct hx {
 	enum hx_wait wait;
 	struct target tgt;        /* where the upstream connection goes */
 	char up_host[NAME_MAX_LEN + 1];   /* the policy host the open upstream is for */
-	char sni[NAME_MAX_LEN + 1];       /* TLS: the name the guest's ClientHello asked for */
+	char sni[NAME_MAX_LEN + 1];       /* TLS: the name the guest's ClientHello asked for
+					   * (normalized; the dialed address if it named none) */
+	char upstream_sni[NAME_MAX_LEN + 1];  /* the name sent upstream and verified ("": tgt.host) */
+	bool want_h2_up;          /* offer h2 to the upstream */
+	bool u_remembered;        /* the upstream session was kept for resumption */
 	char up_err[160];         /* why the upstream failed (one line, for the 502) */
 	int up_status;            /* 502, or 504 for a timeout */
 	bool denied;              /* TLS: the SNI was refused (close after the handshake) */

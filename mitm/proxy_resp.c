@@ -13,6 +13,7 @@
 
 #include "mitm/proxy.h"
 #include "mitm/rules.h"
+#include "mitm/tls.h"
 
 int resp_write_body(struct hx *hx, const uint8_t *p, size_t n)
 {
@@ -125,6 +126,8 @@ static void exchange_done(struct mitm *m, struct hx *hx)
 	bool was_upgrade = hx->x.upgrade;
 
 	hx_emit(m, hx, false, "");
+	if (hx->https)
+		tls_client_remember(m, hx);
 	hx->tx = g_keep ? TX_IDLE : TX_CLOSING;
 	if (!up_keep)
 		hx_upstream_close(hx);

@@ -203,6 +203,7 @@ int main(int argc, char **argv)
 	if (!dst.sin_port)
 		goto usage;
 	ic.secrets = secrets;
+	ic.extra_ca_file = getenv("SSL_CERT_FILE");   /* upstreams signed by a test CA */
 	if (!force && !c.n_allow_hosts && !ic.n_secrets && !ic.ca_pem)
 		c.intercept = NULL;
 	mitm_resolve_hook = n_resolves ? resolve_hook : NULL;

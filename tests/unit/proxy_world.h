@@ -17,6 +17,9 @@
 #ifndef ML_TESTS_PROXY_WORLD_H
 #define ML_TESTS_PROXY_WORLD_H
 
+/* Each test file uses a part of this world. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +31,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <gnutls/gnutls.h>
 
 #include "base/loop.h"
 #include "mitm/intercept.h"
@@ -88,12 +93,53 @@ static void up_release(struct up *u)
 	pthread_mutex_unlock(&u->mu);
 }
 
-static void send_str(int fd, const char *s)
+/* One upstream connection: plain, or TLS (tls != NULL: a blocking GnuTLS server session). */
+struct io {
+	int fd;
+	gnutls_session_t tls;
+};
+
+static ssize_t io_recv(struct io *c, void *p, size_t n)
+{
+	ssize_t r;
+
+	if (!c->tls)
+		return recv(c->fd, p, n, 0);
+	do
+		r = gnutls_record_recv(c->tls, p, n);
+	while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+	return r < 0 ? -1 : r;
+}
+
+static ssize_t io_send(struct io *c, const void *p, size_t n)
+{
+	ssize_t r;
+
+	if (!c->tls)
+		return send(c->fd, p, n, MSG_NOSIGNAL);
+	do
+		r = gnutls_record_send(c->tls, p, n);
+	while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+	return r < 0 ? -1 : r;
+}
+
+static void io_recv_all(struct io *c, void *p, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = io_recv(c, (char *)p + got, n - got);
+
+		if (r <= 0)
+			return;
+		got += (size_t)r;
+	}
+}
+
+static void send_str(struct io *c, const char *s)
 {
 	size_t n = strlen(s);
 
 	while (n) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+		ssize_t w = io_send(c, s, n);
 
 		if (w <= 0)
 			return;
@@ -103,14 +149,14 @@ static void send_str(int fd, const char *s)
 }
 
 /* Reads one request (head, and the body by Content-Length or chunked) into head/body. */
-static int up_read_request(int fd, char *head, size_t hcap, char *body, size_t bcap, size_t *blen)
+static int up_read_request(struct io *fd, char *head, size_t hcap, char *body, size_t bcap, size_t *blen)
 {
 	size_t n = 0;
 	char *end;
 
 	*blen = 0;
 	while (!(end = memmem(head, n, "\r\n\r\n", 4))) {
-		ssize_t r = n + 1 < hcap ? recv(fd, head + n, 1, 0) : -1;
+		ssize_t r = n + 1 < hcap ? io_recv(fd, head + n, 1) : -1;
 
 		if (r <= 0)
 			return -1;
@@ -124,7 +170,7 @@ static int up_read_request(int fd, char *head, size_t hcap, char *body, size_t b
 		size_t want = strtoul(cl + 17, NULL, 10);
 
 		while (*blen < want && *blen < bcap) {
-			ssize_t r = recv(fd, body + *blen, want - *blen < bcap - *blen ? want - *blen : bcap - *blen, 0);
+			ssize_t r = io_recv(fd, body + *blen, want - *blen < bcap - *blen ? want - *blen : bcap - *blen);
 			if (r <= 0)
 				return -1;
 			*blen += (size_t)r;
@@ -134,17 +180,17 @@ static int up_read_request(int fd, char *head, size_t hcap, char *body, size_t b
 			char line[64];
 			size_t ln = 0, sz;
 
-			while (ln < sizeof(line) - 1 && recv(fd, line + ln, 1, 0) == 1 && line[ln] != '\n')
+			while (ln < sizeof(line) - 1 && io_recv(fd, line + ln, 1) == 1 && line[ln] != '\n')
 				ln++;
 			line[ln] = '\0';
 			sz = strtoul(line, NULL, 16);
 			if (!sz) {
-				recv(fd, line, 2, MSG_WAITALL);
+				io_recv_all(fd, line, 2);
 				break;
 			}
 			for (size_t got = 0; got < sz;) {
 				char tmp[4096];
-				ssize_t r = recv(fd, tmp, sz - got < sizeof(tmp) ? sz - got : sizeof(tmp), 0);
+				ssize_t r = io_recv(fd, tmp, sz - got < sizeof(tmp) ? sz - got : sizeof(tmp));
 				if (r <= 0)
 					return -1;
 				if (*blen + (size_t)r <= bcap)
@@ -152,13 +198,13 @@ static int up_read_request(int fd, char *head, size_t hcap, char *body, size_t b
 				*blen += (size_t)r;
 				got += (size_t)r;
 			}
-			recv(fd, line, 2, MSG_WAITALL);
+			io_recv_all(fd, line, 2);
 		}
 	}
 	return 0;
 }
 
-static void up_answer_big(int fd)
+static void up_answer_big(struct io *fd)
 {
 	static char chunk[65536];
 	char head[128];
@@ -168,12 +214,12 @@ static void up_answer_big(int fd)
 	snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n", 4u << 20);
 	send_str(fd, head);
 	for (int i = 0; i < 64; i++)
-		if (send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL) != (ssize_t)sizeof(chunk))
+		if (io_send(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
 			return;
 }
 
 /* false: close the connection */
-static bool up_answer(struct up *u, int fd, const char *head, const char *body, size_t blen)
+static bool up_answer(struct up *u, struct io *fd, const char *head, const char *body, size_t blen)
 {
 	char path[256] = "", buf[(1 << 16) + 256];
 	bool is_head = !strncmp(head, "HEAD ", 5);
@@ -198,7 +244,7 @@ static bool up_answer(struct up *u, int fd, const char *head, const char *body, 
 		send_str(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye");
 		return false;
 	} else if (strstr(path, "/never")) {
-		while (recv(fd, buf, sizeof(buf), 0) > 0)
+		while (io_recv(fd, buf, sizeof(buf)) > 0)
 			;
 		return false;
 	} else if (strstr(path, "/garbage")) {
@@ -209,16 +255,16 @@ static bool up_answer(struct up *u, int fd, const char *head, const char *body, 
 
 		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
 		memset(buf, 'x', 1000);
-		send(fd, buf, 1000, MSG_NOSIGNAL);
+		io_send(fd, buf, 1000);
 		usleep(100000);
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+		setsockopt(fd->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 		return false;
 	} else if (strstr(path, "/ws")) {
 		ssize_t r;
 
 		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
-		while ((r = recv(fd, buf, sizeof(buf), 0)) > 0)
-			send(fd, buf, (size_t)r, MSG_NOSIGNAL);
+		while ((r = io_recv(fd, buf, sizeof(buf))) > 0)
+			io_send(fd, buf, (size_t)r);
 		return false;
 	} else if (strstr(path, "/sse")) {
 		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -234,6 +280,10 @@ static bool up_answer(struct up *u, int fd, const char *head, const char *body, 
 			usleep(10000);
 		}
 		send_str(fd, "a\r\ndata: two\n\r\n0\r\n\r\n");
+	} else if (strstr(path, "/resumed")) {
+		send_str(fd, fd->tls && gnutls_session_is_resumed(fd->tls)
+			     ? "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nresumed"
+			     : "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfull");
 	} else if (strstr(path, "/big")) {
 		up_answer_big(fd);
 	} else {
@@ -247,17 +297,43 @@ struct up_conn {
 	int fd;
 };
 
+/* TLS upstreams (up->tls): the server credentials and a ticket key for resumption. */
+static gnutls_certificate_credentials_t g_up_cred;
+static gnutls_datum_t g_up_ticket;
+
 static void *up_conn_main(void *arg)
 {
 	struct up_conn *c = arg;
 	enum { HEAD_CAP = 1 << 17, BODY_CAP = 1 << 20 };
 	char *head = malloc(HEAD_CAP), *body = malloc(BODY_CAP);
+	struct io io = { .fd = c->fd };
 	size_t blen;
+	int r;
 
-	while (head && body && up_read_request(c->fd, head, HEAD_CAP, body, BODY_CAP, &blen) == 0) {
+	if (c->u->tls) {
+		gnutls_init(&io.tls, GNUTLS_SERVER);
+		gnutls_set_default_priority(io.tls);
+		gnutls_credentials_set(io.tls, GNUTLS_CRD_CERTIFICATE, g_up_cred);
+		gnutls_session_ticket_enable_server(io.tls, &g_up_ticket);
+		gnutls_transport_set_int(io.tls, c->fd);
+		do
+			r = gnutls_handshake(io.tls);
+		while (r < 0 && !gnutls_error_is_fatal(r));
+		if (r < 0) {
+			gnutls_deinit(io.tls);
+			io.tls = NULL;
+			free(head);
+			head = NULL;   /* no requests on a failed handshake */
+		}
+	}
+	while (head && body && up_read_request(&io, head, HEAD_CAP, body, BODY_CAP, &blen) == 0) {
 		up_log(c->u, head, strlen(head));
-		if (!up_answer(c->u, c->fd, head, body, blen))
+		if (!up_answer(c->u, &io, head, body, blen))
 			break;
+	}
+	if (io.tls) {
+		gnutls_bye(io.tls, GNUTLS_SHUT_WR);
+		gnutls_deinit(io.tls);
 	}
 	close(c->fd);
 	free(head);
