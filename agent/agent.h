@@ -35,6 +35,9 @@ void boot_poweroff(const char *why) __attribute__((noreturn));
 /* --- rootfs.c: image disk + scratch disk -> overlay root, then the runtime mounts --- */
 int rootfs_switch(struct ml_err *e);
 
+/* --- ca.c: the interception CA (CONFIG tag 10) --- */
+int ca_install(const char *pem, struct ml_err *e);
+
 /* --- config.c: PT_CONFIG applied once --- */
 int config_apply(const struct proto_config *c, struct ml_err *e);
 /* cgroup every exec joins, or NULL when no CPU quota was asked for. */

@@ -241,6 +241,7 @@ void proto_config_free(struct proto_config *c)
 	free(c->hostname);
 	free(c->hosts);
 	free(c->resolv);
+	free(c->ca_pem);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -260,6 +261,7 @@ int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c)
 		case CFG_CPU_QUOTA: r = tlv_u32(&t, &c->cpu_quota_us); break;
 		case CFG_MTU: r = tlv_u32(&t, &c->mtu); break;
 		case CFG_NETWORK: r = tlv_u32(&t, &c->network); break;
+		case CFG_CA_PEM: r = tlv_strdup(&t, &c->ca_pem); break;
 		default: r = 0; break; /* unknown tags are skipped: newer hosts may add fields */
 		}
 		if (r < 0)
@@ -287,6 +289,8 @@ int proto_config_encode(struct proto_msg *m, const struct proto_config *c)
 		r = proto_put_tlv_u32(m, CFG_MTU, c->mtu);
 	if (r == 0)
 		r = proto_put_tlv_u32(m, CFG_NETWORK, c->network);
+	if (r == 0 && c->ca_pem)
+		r = proto_put_tlv_str(m, CFG_CA_PEM, c->ca_pem);
 	return r ? r : proto_msg_end(m);
 }
 

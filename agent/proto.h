@@ -49,6 +49,7 @@ enum proto_cfg_tag {
 	CFG_CPU_QUOTA = 5,  /* u32: cgroup cpu.max quota (us per 100000 us); 0 = unlimited */
 	CFG_MTU = 6,        /* u32 (0 = no network) */
 	CFG_NETWORK = 7,    /* u32: 1 = configure eth0 */
+	CFG_CA_PEM = 10,    /* str: the interception CA (PEM): written and added to the trust bundles */
 };
 
 /* TLV tags inside PT_EXEC */
@@ -128,6 +129,7 @@ int proto_tlv_next(struct proto_tlv_iter *it, struct proto_tlv *t);
 /* --- decoded requests (both own their strings; free with the *_free functions) --- */
 struct proto_config {
 	char *hostname, *hosts, *resolv;
+	char *ca_pem;           /* NULL: no interception CA */
 	uint64_t time_ns;
 	uint32_t cpu_quota_us, mtu, network;
 };

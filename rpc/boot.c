@@ -209,6 +209,8 @@ static int fill_config(struct sandbox *sb)
 		sb->pcfg.cpu_quota_us = (uint32_t)(o->cpus * 100000.0);
 	sb->pcfg.network = o->network;
 	sb->pcfg.mtu = o->network ? o->mtu : 0;
+	if (sb->ca_cert && !(sb->pcfg.ca_pem = strdup(sb->ca_cert)))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -227,6 +229,7 @@ static int start_network(struct sandbox *sb, struct ml_err *e)
 		.mtu = o->mtu, .dns = o->dns, .allow_hosts = o->allow_hosts,
 		.block_private_ips = o->block_private_ips, .add_hosts = o->hosts,
 		.publish = pub, .n_publish = o->n_publish, .log = sb->log,
+		.intercept = sb_intercept_config(sb),
 	};
 	return net_start(vmm_net_fd(sb->vm), &no, &sb->net, e);
 }

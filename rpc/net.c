@@ -268,7 +268,7 @@ static int make_mitm(struct net *n, const struct net_opts *o, struct ml_err *e)
 	struct mitm_config mc = {
 		.allow_hosts = o->allow_hosts, .n_allow_hosts = n_allow,
 		.block_private_ips = o->block_private_ips,
-		.add_hosts = n->add_hosts, .n_add_hosts = n->n_add_hosts,
+		.add_hosts = n->add_hosts, .n_add_hosts = n->n_add_hosts, .intercept = o->intercept,
 		.abort_flow = on_abort_flow, .arg = n,
 	};
 	mc.n_dns = fill_dns(mc.dns, MITM_MAX_DNS, o->dns);
@@ -357,6 +357,12 @@ static void log_stats(struct net *n)
 		(unsigned long long)m.denied_gateway, (unsigned long long)m.connect_failed,
 		(unsigned long long)m.bytes_up, (unsigned long long)m.bytes_down, m.bytes_per_flow_idle,
 		m.bytes_per_flow_max);
+	if (m.requests_proxied || m.requests_blocked || m.tls_handshakes || m.tls_guest_failed)
+		ml_info("net: intercept requests_proxied=%llu requests_blocked=%llu tls_handshakes=%llu "
+			"tls_guest_failed=%llu tls_upstream_failed=%llu",
+			(unsigned long long)m.requests_proxied, (unsigned long long)m.requests_blocked,
+			(unsigned long long)m.tls_handshakes, (unsigned long long)m.tls_guest_failed,
+			(unsigned long long)m.tls_upstream_failed);
 }
 
 void net_stop(struct net *n)

@@ -25,6 +25,7 @@ struct net_opts {
 	const struct net_publish *publish;
 	size_t n_publish;
 	struct ml_logger *log;  /* the sandbox's vm.log: the thread's diagnostics go there */
+	const struct mitm_intercept *intercept;  /* NULL: no interception (mitm_config.intercept) */
 };
 
 struct net;

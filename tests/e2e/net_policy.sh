@@ -82,7 +82,9 @@ check_eq "allow-list: other.test's server saw nothing" "$other" "$(grep -c . "$W
 check_eq "allow-list: example.test's server saw nothing" 0 "$(grep -c . "$W_DIR/http-apex.log")"
 check_eq "allow-list: the private server saw no connection" 0 "$(rec_count private)"
 check_eq "allow-list: the metadata server saw no connection" 0 "$(rec_count meta)"
-check_ge "allow-list: stats denied_allowlist" 3 "$(net_stat "$T_TMP/e2" denied_allowlist)"
+# An allow-list turns interception on: TCP/80 is refused by the HTTP proxy, by the Host name
+# (403 "Blocked by policy"; tests/e2e/net_intercept.sh), not at SYN time.
+check_ge "allow-list: stats requests_blocked (TCP/80 refused by the proxy)" 3 "$(net_stat "$T_TMP/e2" requests_blocked)"
 
 # --- ports, prefix globs, --add-host
 w8080=$(rec_count web8080)

@@ -1,12 +1,13 @@
 #!/bin/sh
-# tests/lib/mkdebian.sh - the Debian bookworm test image (python3, curl, iperf3) as an OCI layout directory,
+# tests/lib/mkdebian.sh - the Debian bookworm test image (python3, curl, iperf3, git, wget,
+# ca-certificates) as an OCI layout directory,
 # built with `debootstrap --variant=minbase` from this machine's own Debian mirror (the one its
 # apt sources name) and cached in /var/cache/matchlock-test, keyed by the package list, so a CI
 # run builds it once (about a minute) and later test files and `make bench` reuse it.
 #   mkdebian.sh  -> prints the layout directory (its image is tagged "bookworm" in the layout)
 # Root only (debootstrap chroots). The layer is a tar of the rootfs with numeric owners.
 set -eu
-PKGS="python3 curl iperf3"
+PKGS="python3 curl iperf3 git wget ca-certificates"
 SUITE=bookworm
 CACHE=${MATCHLOCK_TEST_CACHE:-/var/cache/matchlock-test}
 
