@@ -31,7 +31,8 @@ struct job {
 	/* JOB_CALLBACK: one JSON line out, one back (§8.2) */
 	char *sock_path, *request, *response;
 	unsigned timeout_ms;      /* 0: none */
-	void *ctx;                /* the caller's (which rule, which phase) */
+	const void *ctx;          /* the caller's (which rule) */
+	bool after;               /* which phase */
 };
 
 struct worker;

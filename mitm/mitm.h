@@ -170,6 +170,14 @@ struct mitm_intercept {
  * a temp file renamed in; a concurrent creator's file wins). *pem: certificate and key, for
  * mitm_intercept.ca_pem; *cert_pem: the certificate alone, for the guest. Both malloc'd. */
 int mitm_ca_load(const char *dir, char **pem, char **cert_pem, struct ml_err *e);
+/* Hook rules from their wire form: the array of network.interception.rules (reference/rpc.md
+ * §7.1, compiled as §8.1 says; rules that neither block, mutate nor call back are dropped).
+ * NULL or an empty array: no rules. -EINVAL (e says which rule) for a rule whose header value
+ * or rewrite path holds a line break or NUL. */
+struct json_t;
+int mitm_rules_parse(const struct json_t *rules, struct mitm_rules **out, struct ml_err *e);
+void mitm_rules_free(struct mitm_rules *r);
+size_t mitm_rules_count(const struct mitm_rules *r);
 /* A fresh placeholder: SANDBOX_SECRET_ + 32 lower-case hex digits (16 random bytes). */
 int mitm_placeholder_new(char out[MITM_PLACEHOLDER_LEN + 1]);
 

@@ -28,7 +28,8 @@ struct xchg {
 	bool upgrade;             /* the request asks to switch protocols */
 	bool req_chunked;         /* request body re-chunked towards the upstream */
 	enum hx_step step;
-	int rule_next;            /* the next before/after rule to run */
+	int rule_next;            /* the next before-phase rule to run */
+	int rule_after_next;      /* the next after-phase rule */
 	bool head_sent;           /* the request head is in u.out */
 	bool req_done;            /* the whole request went upstream */
 	bool out_chunked;         /* response body re-chunked towards the guest */
@@ -106,6 +107,8 @@ void resp_init(struct hx *hx);
 bool resp_pump(struct mitm *m, struct hx *hx);
 /* After the after-phase rules (and hooks): frame and write the head, stream the body. */
 void resp_head_go(struct mitm *m, struct hx *hx);
+/* The response head as it stands (status line, live headers) into the guest's buffer. */
+int resp_write_head(struct hx *hx);
 /* Body bytes to the guest, in the framing chosen for this response. */
 int resp_write_body(struct hx *hx, const uint8_t *p, size_t n);
 bool tunnel_pump(struct hx *hx);

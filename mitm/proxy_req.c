@@ -298,7 +298,7 @@ void req_hook_done(struct mitm *m, struct hx *hx)
 {
 	hx->wait = WAIT_NONE;
 	if (hx->tx == TX_WAIT) {
-		hx->x.step = STEP_SECRETS;
+		hx->x.step = STEP_RULES;   /* the rules go on after the one that called the hook */
 		head_continue(m, hx, NULL);
 	}
 }

@@ -8,6 +8,7 @@
  * while that buffer has room, so a slow guest slows the upstream down instead of filling memory.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -45,7 +46,7 @@ void resp_init(struct hx *hx)
 	hx->resp_eof_fed = false;
 }
 
-static int write_head(struct hx *hx)
+int resp_write_head(struct hx *hx)
 {
 	struct h1 *r = &hx->resp;
 	struct iob *o = &hx->g.out;
@@ -73,26 +74,52 @@ static bool no_body(const struct hx *hx, unsigned status)
 	return hx->x.head_req || status < 200 || status == 204 || status == 304;
 }
 
+/* The framing headers are ours: we frame the body as the parser read it, whatever a hook
+ * left in the head (it may have replaced every header). */
+static int own_framing(struct hx *hx)
+{
+	struct h1 *r = &hx->resp;
+	char len[32];
+
+	if (hx->x.out_chunked) {
+		if (hdrs_has_token(&r->hd, "Transfer-Encoding", "chunked"))
+			return 0;
+		hdrs_del(&r->hd, "Content-Length");
+		return hdrs_set(&r->hd, "Transfer-Encoding", "chunked");
+	}
+	if (!h1_has_length(r)) {
+		hdrs_del(&r->hd, "Content-Length");   /* the body ends at close */
+		return 0;
+	}
+	hdrs_del(&r->hd, "Transfer-Encoding");
+	snprintf(len, sizeof(len), "%llu", (unsigned long long)r->p.content_length);
+	return hdrs_get(&r->hd, "Content-Length") ? 0 : hdrs_set(&r->hd, "Content-Length", len);
+}
+
 void resp_head_go(struct mitm *m, struct hx *hx)
 {
 	struct h1 *r = &hx->resp;
 	unsigned status = r->p.status_code;
+	int e = 0;
 
+	(void)m;
 	if (!no_body(hx, status)) {
 		if (h1_chunked(r))
 			hx->x.out_chunked = true;
 		else if (!h1_has_length(r))
 			hx->x.close = true;   /* the body ends when the upstream closes: so do we */
-		if (hx->x.xf && rules_xform_head(hx) < 0) {
-			hx->fatal = true;
-			return;
-		}
+		/* (the parser's content_length counts down as the body is read: frame it now) */
+		e = own_framing(hx);
+		if (e == 0 && hx->x.xf)
+			e = rules_xform_head(hx);
 	}
-	if (write_head(hx) < 0) {
+	/* a whole-body rewrite writes the head once the body is known (bodyx.c) */
+	if (e == 0 && !bodyx_holds_head(hx))
+		e = resp_write_head(hx);
+	if (e < 0) {
 		hx->fatal = true;
 		return;
 	}
-	(void)m;
 	hx->rs = RS_BODY;
 	h1_resume(r);
 }
@@ -104,7 +131,7 @@ static void on_head(struct mitm *m, struct hx *hx)
 
 	if (status < 200 && status != 101) {
 		/* interim: passed on, the final response follows */
-		if (write_head(hx) < 0)
+		if (resp_write_head(hx) < 0)
 			hx->fatal = true;
 		h1_resume(&hx->resp);
 		return;
@@ -214,6 +241,9 @@ bool resp_pump(struct mitm *m, struct hx *hx)
 	if (used < 0) {
 		if (hx->rs == RS_HEAD)
 			hx_local_reply(m, hx, 502, "upstream sent a malformed response\n", false, "malformed response");
+		else if (bodyx_holds_head(hx))   /* nothing went to the guest yet */
+			hx_local_reply(m, hx, 502, "the response is too large for the body rewrite\n", false,
+				       "response too large for body rules");
 		else
 			hx->fatal = true;
 		return true;

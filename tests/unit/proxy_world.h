@@ -12,6 +12,7 @@
  *   /ws             101, then echoes raw bytes         /continue  100 Continue, then the body size
  *   /sse            event-stream: "data: one", then waits for up_release(), "data: two"
  *   /big            4 MiB of a pattern (Content-Length)
+ *   /resp-headers   200, X-Upstream: 1, Content-Type text/plain, "foo bar foo"
  * HEAD gets the head only. Every request head is appended to up->log (tests grep it).
  */
 #ifndef ML_TESTS_PROXY_WORLD_H
@@ -280,6 +281,8 @@ static bool up_answer(struct up *u, struct io *fd, const char *head, const char 
 			usleep(10000);
 		}
 		send_str(fd, "a\r\ndata: two\n\r\n0\r\n\r\n");
+	} else if (strstr(path, "/resp-headers")) {
+		send_str(fd, "HTTP/1.1 200 OK\r\nX-Upstream: 1\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nfoo bar foo");
 	} else if (strstr(path, "/resumed")) {
 		send_str(fd, fd->tls && gnutls_session_is_resumed(fd->tls)
 			     ? "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nresumed"
