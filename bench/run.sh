@@ -101,3 +101,4 @@ row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(r
 
 # --- issue 5: guest networking against QEMU's own user networking (same libslirp); floor ---
 . bench/net.sh
+. bench/mitm.sh

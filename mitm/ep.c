@@ -60,6 +60,10 @@ enum ep_io ep_read(struct ep *e)
 {
 	enum ep_io io = EP_IDLE;
 
+	/* (read-ahead ciphertext in e->pre is ours to process: no poll will report it) */
+	if (!e->rd_ready && !(e->tls && (gnutls_record_check_pending(e->tls) || e->pre.len)))
+		return EP_IDLE;
+
 	while (!e->eof && !e->err && e->in.len < IOB_SOFT_CAP) {
 		size_t room = IOB_SOFT_CAP - e->in.len;
 		uint8_t *to = iob_space(&e->in, room);
@@ -70,8 +74,10 @@ enum ep_io ep_read(struct ep *e)
 			break;
 		}
 		r = e->tls ? read_tls(e, to, room) : read_plain(e, to, room);
-		if (r == -EAGAIN)
+		if (r == -EAGAIN) {
+			e->rd_ready = false;
 			break;
+		}
 		if (r < 0) {
 			if (!e->err)
 				e->err = (int)r;
@@ -84,10 +90,14 @@ enum ep_io ep_read(struct ep *e)
 		}
 		e->in.len += (size_t)r;
 		e->bytes_in += (uint64_t)r;
-		/* A short plain read means the socket is empty; TLS reads a record at a time, so
-		 * it goes on until GnuTLS says AGAIN. */
-		if (!e->tls && (size_t)r < room)
+		/* A short plain read means the socket is empty. TLS reads a record at a time: a
+		 * full record (bulk data) goes on, a short one ends this turn unless GnuTLS
+		 * already holds more; poll reports what is left in the socket. */
+		if ((!e->tls && (size_t)r < room) ||
+		    (e->tls && r < 16384 && !gnutls_record_check_pending(e->tls) && !e->pre.len)) {
+			e->rd_ready = false;
 			break;
+		}
 	}
 	if (!e->in.len)
 		iob_free(&e->in);

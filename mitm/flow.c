@@ -187,7 +187,7 @@ void mitm_poll_fill(struct mitm *m, struct pollfd **fds, size_t *n, int *timeout
 	size_t k = 0;
 
 	/* If this fails, the flows that do not fit wait a round (only their timers run). */
-	if (reserve((void **)&m->pfds, &m->cap_pfds, 2 * m->n_flows + 1, sizeof(*m->pfds)) < 0)
+	if (reserve((void **)&m->pfds, &m->cap_pfds, 2 * m->n_flows + 1 + POOL_MAX, sizeof(*m->pfds)) < 0)
 		ml_warn("mitm: out of memory for the poll array");
 	for (size_t i = 0; i < m->n_flows; i++) {
 		struct mitm_flow *f = m->flows[i];
@@ -199,6 +199,7 @@ void mitm_poll_fill(struct mitm *m, struct pollfd **fds, size_t *n, int *timeout
 			next = d;
 	}
 	m->extra_idx = add_pollfd(m, &k, intercept_poll_fd(m), POLLIN);
+	pool_poll_fill(m, m->pfds, &k, m->cap_pfds, &next);
 	if (next != INT64_MAX) {
 		int64_t wait = next > now ? next - now : 0;
 
@@ -239,6 +240,7 @@ void mitm_poll_done(struct mitm *m, const struct pollfd *fds, size_t n)
 	/* Finished jobs (name lookups, hook callbacks) move their flows first. */
 	if (revents_of(fds, n, m->extra_idx, intercept_poll_fd(m)))
 		intercept_jobs_done(m);
+	pool_poll_done(m, fds, n);
 	/* Flows added by a callback during this loop (index >= count) wait for the next round. */
 	for (size_t i = 0; i < count; i++) {
 		struct mitm_flow *f = m->flows[i];

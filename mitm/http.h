@@ -123,7 +123,9 @@ const char *h1_reason(const struct h1 *h);
 struct ep {
 	int *fdp;                  /* the flow's gfd or ufd */
 	gnutls_session_t tls;      /* NULL: plain TCP */
-	struct iob pre;            /* bytes read before TLS took over (the ClientHello) */
+	struct iob pre;            /* TLS: ciphertext read but not yet taken by GnuTLS (first the
+				    * ClientHello read before TLS took over; then read-ahead: one
+				    * recv serves many records) */
 	struct iob in;             /* plaintext read, not yet consumed */
 	struct iob out;            /* plaintext to write */
 	size_t tls_pending;        /* a gnutls_record_send that returned AGAIN, to repeat */
@@ -131,13 +133,17 @@ struct ep {
 	bool shut;                 /* we closed our write side */
 	bool close_after;          /* close our write side once out drains */
 	bool want_read;            /* the proxy wants bytes from this end now */
+	bool rd_ready;             /* poll said readable and no read has come back empty since
+				    * (poll is level-triggered: an end is read only when this is
+				    * set or GnuTLS holds decrypted bytes - no EAGAIN round trips) */
 	bool hs_done;              /* TLS handshake finished (plain: always) */
 	int err;                   /* fatal: negative errno or a GnuTLS error */
 	uint64_t bytes_in, bytes_out;
 };
 
 enum ep_io { EP_IDLE, EP_PROGRESS };
-/* Reads what is there into e->in (at most IOB_SOFT_CAP buffered). Sets eof/err. */
+/* Reads what is there into e->in (at most IOB_SOFT_CAP buffered), if the end is ready (see
+ * rd_ready). Sets eof/err. */
 enum ep_io ep_read(struct ep *e);
 /* Writes e->out; then, if close_after, shuts the write side. Sets err. */
 enum ep_io ep_flush(struct ep *e);

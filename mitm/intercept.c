@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "mitm/intercept.h"
+#include "mitm/proxy.h"
 #include "mitm/tls.h"
 
 static void set_defaults(struct mitm_intercept *c)
@@ -105,6 +105,7 @@ void intercept_free(struct mitm *m)
 	iob_free(&ic->audit_buf);
 	free(ic->audit_path);
 	worker_free(ic->worker);
+	pool_free_all(ic);
 	tls_ctx_free(ic->tls);
 	secrets_free(&ic->secrets);
 	for (size_t i = 0; i < ic->n_add_hosts; i++)

@@ -83,11 +83,28 @@ struct add_host {
 
 struct tls_ctx;            /* tls.c */
 
+/* An idle upstream connection kept for the next guest connection (pool.c). */
+#define POOL_MAX 32
+#define POOL_IDLE_MS 4000
+struct pooled {
+	int fd;
+	gnutls_session_t tls;         /* NULL: plain */
+	bool https;
+	uint16_t port;
+	struct sockaddr_in dial;
+	char host[NAME_MAX_LEN + 1];  /* the policy host it was opened for */
+	char sni[NAME_MAX_LEN + 1];   /* the name it sent and verified */
+	int64_t since_ms;
+	int32_t idx;                  /* its slot in the last pollfd array */
+};
+
 struct intercept {
 	struct mitm_intercept cfg;    /* strings not kept: copied below */
 	struct secrets secrets;
 	struct worker *worker;
 	struct tls_ctx *tls;          /* NULL until TLS is set up (tls.c) */
+	struct pooled pool[POOL_MAX];
+	unsigned n_pool;
 	struct add_host *add_hosts;   /* --add-host: resolved before DNS */
 	size_t n_add_hosts;
 	const struct mitm_rules *rules;
@@ -140,6 +157,16 @@ bool policy_name_allowed(const struct mitm *m, const char *host, uint16_t port);
 /* ---- audit trail and events (audit.c) ---- */
 void audit_event(struct mitm *m, const struct mitm_event *ev);
 void audit_flush(struct mitm *m);
+
+/* ---- the idle upstream pool (pool.c) ---- */
+struct hx;
+/* A flow that ends with an idle, reusable upstream parks it (else nothing happens). */
+void pool_park(struct mitm *m, struct hx *hx);
+/* An idle upstream for hx's target, now hx's (UP_READY): true; else false. */
+bool pool_take(struct mitm *m, struct hx *hx);
+void pool_poll_fill(struct mitm *m, struct pollfd *pfds, size_t *k, size_t cap, int64_t *next);
+void pool_poll_done(struct mitm *m, const struct pollfd *fds, size_t n);
+void pool_free_all(struct intercept *ic);
 
 /* ---- the HTTP/1 proxy handler (proxy.c) ---- */
 extern const struct flow_ops http_ops;   /* TCP/80 */

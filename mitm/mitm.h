@@ -74,6 +74,8 @@ struct mitm_stats {
 	uint64_t buffers_in_use;             /* direction buffers allocated now (64 KiB each) */
 	uint64_t requests_proxied, requests_blocked;  /* intercepted HTTP exchanges */
 	uint64_t tls_handshakes, tls_guest_failed, tls_upstream_failed;
+	uint64_t tls_guest_resumed, tls_upstream_handshakes, tls_upstream_resumed;
+	uint64_t upstream_parked, upstream_reused, upstream_retried;  /* the idle upstream pool */
 };
 
 struct mitm;

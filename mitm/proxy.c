@@ -110,6 +110,8 @@ void hx_upstream_close(struct hx *hx)
 	hx->up = UP_NONE;
 	hx->up_host[0] = '\0';
 	hx->u_remembered = false;
+	hx->u_reusable = false;
+	hx->u_from_pool = false;
 	h1_free(&hx->resp);
 	resp_init(hx);
 }
@@ -193,6 +195,8 @@ int hx_upstream_start(struct mitm *m, struct hx *hx)
 	hx_upstream_close(hx);
 	snprintf(hx->up_host, sizeof(hx->up_host), "%s", hx->tgt.host);
 	hx->up_t0 = m->now_ms;
+	if (!hx->no_pool && pool_take(m, hx))
+		return 0;   /* an idle connection to the same place: no connect, no handshake */
 	r = flow_connect(hx->f, &hx->tgt.dial);
 	if (r < 0) {
 		up_failed(m, hx, 502, "upstream connect failed: %s", strerror(-r));
@@ -353,7 +357,10 @@ static bool hx_step(struct mitm *m, struct mitm_flow *f, short grev, short urev)
 {
 	struct hx *hx = hx_of(f);
 
-	(void)grev;
+	if (grev & (POLLIN | POLLHUP | POLLERR))
+		hx->g.rd_ready = true;
+	if (urev & (POLLIN | POLLHUP | POLLERR))
+		hx->u.rd_ready = true;
 	if (urev && (hx->up == UP_CONNECTING || hx->up == UP_TLS))
 		up_step(m, hx, urev);
 	return hx_advance(m, hx);
@@ -449,6 +456,7 @@ static void hx_release(struct mitm *m, struct mitm_flow *f)
 		return;
 	if (hx->job)
 		worker_cancel(m->icpt->worker, hx->job);
+	pool_park(m, hx);   /* an idle keep-alive upstream serves the next guest connection */
 	hx_xchg_clear(hx);
 	h1_free(&hx->req);
 	h1_free(&hx->resp);

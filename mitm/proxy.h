@@ -33,6 +33,7 @@ struct xchg {
 	bool head_sent;           /* the request head is in u.out */
 	bool req_done;            /* the whole request went upstream */
 	bool out_chunked;         /* response body re-chunked towards the guest */
+	bool resp_seen;           /* upstream bytes of this exchange's response arrived */
 	bool close;               /* close the guest connection after this exchange */
 	int status;
 	int64_t start_ms;
@@ -59,6 +60,9 @@ struct hx {
 	char upstream_sni[NAME_MAX_LEN + 1];  /* the name sent upstream and verified ("": tgt.host) */
 	bool want_h2_up;          /* offer h2 to the upstream */
 	bool u_remembered;        /* the upstream session was kept for resumption */
+	bool u_reusable;          /* the upstream is idle after a keep-alive exchange (poolable) */
+	bool u_from_pool;         /* the upstream came from the idle pool (a dead one is retried) */
+	bool no_pool;             /* this exchange retries on a fresh connection */
 	char up_err[160];         /* why the upstream failed (one line, for the 502) */
 	int up_status;            /* 502, or 504 for a timeout */
 	bool denied;              /* TLS: the SNI was refused (close after the handshake) */
@@ -89,6 +93,9 @@ bool req_pump(struct mitm *m, struct hx *hx);
 /* The upstream for the current request is ready (or failed): send the head or answer. */
 void req_upstream_ready(struct mitm *m, struct hx *hx);
 void req_resolved(struct mitm *m, struct hx *hx, struct job *j);
+/* A reused upstream died before answering a request that can be sent again: send it on a
+ * fresh connection. False if it cannot be retried. */
+bool req_retry_fresh(struct mitm *m, struct hx *hx);
 /* A before-phase hook answered (rules.c applied it): go on with the secrets and the send. */
 void req_hook_done(struct mitm *m, struct hx *hx);
 

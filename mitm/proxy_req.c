@@ -154,10 +154,16 @@ static int write_head(struct hx *hx)
 		return -ENOMEM;
 	if (!hdrs_get(&r->hd, "Host") && iob_printf(o, "Host: %s\r\n", hx->x.host) < 0)
 		return -ENOMEM;
+	/* Connection and Keep-Alive are this hop's (we keep the upstream open for the next guest
+	 * connection whatever this one does), except an upgrade, which the upstream must see. */
+	if (hx->x.upgrade && iob_put(o, "Connection: Upgrade\r\n", 21) < 0)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < r->hd.n; i++) {
 		const struct hdr *x = &r->hd.v[i];
+		const char *name = hdr_name(&r->hd, x);
 
-		if (x->dead || !strcasecmp(hdr_name(&r->hd, x), "Proxy-Connection"))
+		if (x->dead || !strcasecmp(name, "Proxy-Connection") || !strcasecmp(name, "Connection") ||
+		    !strcasecmp(name, "Keep-Alive"))
 			continue;
 		if (iob_put(o, hdr_name(&r->hd, x), x->nlen) < 0 || iob_put(o, ": ", 2) < 0 ||
 		    iob_put(o, hdr_value(&r->hd, x), x->vlen) < 0 || iob_put(o, "\r\n", 2) < 0)
@@ -180,6 +186,7 @@ static void send_head(struct mitm *m, struct hx *hx)
 		return;
 	}
 	hx->resp.skip_body = hx->x.head_req;   /* (the response parser is new if the upstream is) */
+	hx->u_reusable = false;
 	hx->x.head_sent = true;
 	hx->tx = TX_SEND;
 	hx->rs = RS_HEAD;
@@ -274,6 +281,34 @@ static void on_head(struct mitm *m, struct hx *hx)
 	}
 	hx->x.step = STEP_POLICY;
 	head_continue(m, hx, host);
+}
+
+static bool idempotent(const char *method)
+{
+	static const char *const ok[] = { "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++)
+		if (!strcmp(method, ok[i]))
+			return true;
+	return false;
+}
+
+bool req_retry_fresh(struct mitm *m, struct hx *hx)
+{
+	if (!hx->x.req_done || hx->x.req_body || hx->x.req_chunked || hx->x.upgrade || !idempotent(hx->x.method))
+		return false;
+	m->st.upstream_retried++;
+	hx->no_pool = true;
+	if (hx_upstream_start(m, hx) < 0)
+		return true;   /* answered (502) */
+	if (write_head(hx) < 0) {
+		reply_error(m, hx, 500);
+		return true;
+	}
+	hx->resp.skip_body = hx->x.head_req;
+	hx->rs = RS_HEAD;
+	hx->t0 = m->now_ms;
+	return true;
 }
 
 void req_resolved(struct mitm *m, struct hx *hx, struct job *j)

@@ -148,18 +148,23 @@ static void on_head(struct mitm *m, struct hx *hx)
 
 static void exchange_done(struct mitm *m, struct hx *hx)
 {
-	bool up_keep = h1_keepalive(&hx->resp) && !hx->resp_eof_fed;
+	/* (the guest's Connection header is not forwarded: the upstream keeps its own) */
+	bool up_keep = h1_keepalive(&hx->resp) && !hx->resp_eof_fed &&
+		       (hx->req.p.http_major > 1 || hx->req.p.http_minor >= 1);
 	bool g_keep = !hx->x.close && h1_keepalive(&hx->req) && hx->x.req_done;
 	bool was_upgrade = hx->x.upgrade;
 
 	hx_emit(m, hx, false, "");
 	if (hx->https)
 		tls_client_remember(m, hx);
+	hx->no_pool = false;
 	hx->tx = g_keep ? TX_IDLE : TX_CLOSING;
-	if (!up_keep)
+	if (!up_keep) {
 		hx_upstream_close(hx);
-	else
+	} else {
 		h1_resume(&hx->resp);
+		hx->u_reusable = true;
+	}
 	if (!g_keep) {
 		hx->g.close_after = true;
 		hx->t0 = m->now_ms;
@@ -223,6 +228,8 @@ bool resp_pump(struct mitm *m, struct hx *hx)
 	if (hx->tx != TX_SEND || hx->up != UP_READY || hx->rs == RS_WAIT || hx->rs == RS_DONE)
 		return false;
 	if (u->err && !u->in.len) {
+		if (hx->rs == RS_HEAD && hx->u_from_pool && !hx->x.resp_seen && req_retry_fresh(m, hx))
+			return true;   /* a parked connection that had died */
 		if (hx->rs == RS_HEAD)
 			hx_local_reply(m, hx, 502, "upstream connection failed\n", false, "upstream connection failed");
 		else
@@ -235,8 +242,12 @@ bool resp_pump(struct mitm *m, struct hx *hx)
 	n = u->in.len < room ? u->in.len : room;
 	if (!n && (!u->eof || hx->resp_eof_fed))
 		return false;
+	if (!n && hx->rs == RS_HEAD && hx->u_from_pool && !hx->x.resp_seen && req_retry_fresh(m, hx))
+		return true;   /* a parked connection the upstream had closed */
 	if (!n)
 		hx->resp_eof_fed = true;   /* tells the parser the upstream closed */
+	else
+		hx->x.resp_seen = true;
 	used = h1_feed(&hx->resp, n ? u->in.d + u->in.off : (const uint8_t *)"", n);
 	if (used < 0) {
 		if (hx->rs == RS_HEAD)

@@ -15,6 +15,7 @@
 
 struct mitm;
 struct hx;
+struct ep;
 struct tls_ctx;
 
 /* ca.c */
@@ -40,6 +41,8 @@ int tls_client_start(struct mitm *m, struct hx *hx);
 int tls_client_step(struct mitm *m, struct hx *hx);
 /* Keeps the upstream session for resumption (once, after its first exchange). */
 void tls_client_remember(struct mitm *m, struct hx *hx);
+/* The session of e now talks through e (it moved: the idle upstream pool). */
+void tls_rebind(struct ep *e);
 /* The ALPN protocol a finished session agreed on: true for "h2". */
 bool tls_alpn_is_h2(gnutls_session_t s);
 /* Leaves minted so far (for the unit tests and stats). */

@@ -123,6 +123,7 @@ static int handshake_step(struct mitm *m, struct hx *hx)
 	if (!r)
 		return 0;
 	m->st.tls_handshakes++;
+	m->st.tls_guest_resumed += gnutls_session_is_resumed(hx->g.tls) != 0;
 	if (hx->wait == WAIT_RESOLVE) {
 		hx->stage = ST_TLS_DECIDE;
 		hx->g.want_read = false;   /* the request waits in the socket until we know */

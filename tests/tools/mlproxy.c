@@ -11,6 +11,7 @@
  * Prints "ready PORT" on stdout once listening; on SIGTERM/SIGINT prints the counters and exits.
  */
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -101,10 +102,12 @@ static void print_stats(struct mitm *m)
 
 	mitm_stats(m, &st);
 	fprintf(stderr, "mlproxy: flows_total=%llu connect_failed=%llu requests_proxied=%llu "
-		"requests_blocked=%llu bytes_per_flow_idle=%zu\n",
+		"requests_blocked=%llu tls_handshakes=%llu tls_guest_resumed=%llu "
+		"tls_upstream_handshakes=%llu tls_upstream_resumed=%llu\n",
 		(unsigned long long)st.flows_total, (unsigned long long)st.connect_failed,
 		(unsigned long long)st.requests_proxied, (unsigned long long)st.requests_blocked,
-		st.bytes_per_flow_idle);
+		(unsigned long long)st.tls_handshakes, (unsigned long long)st.tls_guest_resumed,
+		(unsigned long long)st.tls_upstream_handshakes, (unsigned long long)st.tls_upstream_resumed);
 }
 
 static int serve(struct mitm *m, int lfd, const struct sockaddr_in *dst)
@@ -135,8 +138,13 @@ static int serve(struct mitm *m, int lfd, const struct sockaddr_in *dst)
 			socklen_t len = sizeof(peer);
 			int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-			if (fd >= 0)
+			int one = 1;
+
+			/* the product's guest end is a socketpair; a TCP one must not wait for Nagle */
+			if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
 				mitm_flow(m, fd, &peer, dst);
+			else if (fd >= 0)
+				close(fd);
 		}
 	}
 	free(all);

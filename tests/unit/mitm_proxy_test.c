@@ -438,6 +438,34 @@ static void test_secrets_for_their_host_only(void **state)
 	up_stop(u);
 }
 
+static void test_idle_upstream_reused_and_a_dead_one_retried(void **state)
+{
+	(void)state;
+	struct up *u = up_start();
+	struct pw *w = world(allow_test, 1);
+	int fd = pw_connect(w, WEB_IP, 80);
+
+	pw_exchange(w, fd, "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
+	close(fd);
+	pw_round(w, 50);   /* the guest's close: the idle upstream is parked */
+	fd = pw_connect(w, WEB_IP, 80);
+	pw_exchange(w, fd, "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "hello"));
+	assert_int_equal(up_accepts(u), 1);   /* a new guest connection, the same upstream one */
+	close(fd);
+	pw_round(w, 50);
+	/* the parked connection answers nothing more: the request goes again on a fresh one */
+	fd = pw_connect(w, WEB_IP, 80);
+	pw_exchange(w, fd, "GET /once HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
+	if (!strstr(buf, "\r\n\r\nfresh"))
+		fail_msg("after a stale idle connection: [%s]", buf);
+	assert_int_equal(up_accepts(u), 2);
+	assert_int_equal(w->m->st.upstream_retried, 1);
+	close(fd);
+	pw_free(w);
+	up_stop(u);
+}
+
 static void test_ten_thousand_requests_without_growth(void **state)
 {
 	(void)state;
@@ -533,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_sse_events_reach_the_guest_as_they_come),
 		cmocka_unit_test(test_big_body_intact),
 		cmocka_unit_test(test_secrets_for_their_host_only),
+		cmocka_unit_test(test_idle_upstream_reused_and_a_dead_one_retried),
 		cmocka_unit_test(test_ten_thousand_requests_without_growth),
 		cmocka_unit_test(test_a_head_that_never_ends_is_closed),
 		cmocka_unit_test(test_audit_trail),

@@ -34,6 +34,7 @@ struct client {
 	const char *prio;         /* NULL: GnuTLS defaults */
 	const char *request;      /* NULL: handshake only */
 	bool renegotiate;         /* TLS 1.2: ask for a new handshake after the first */
+	bool keep_open;           /* run_client leaves the connection open (close c->fd later) */
 	int hs;                   /* the handshake's result */
 	unsigned verify;          /* certificate status against our CA */
 	char san[128];            /* the leaf's first SAN */
@@ -132,7 +133,8 @@ static void run_client(struct pw *w, const char *ip, struct client *c)
 		fail_msg("the TLS client did not finish");
 	}
 	pthread_join(c->t, NULL);
-	close(c->fd);
+	if (!c->keep_open)
+		close(c->fd);
 }
 
 static struct pw *tls_world(char **allow, size_t n, const struct mitm_secret *sec, size_t n_sec)
@@ -240,7 +242,8 @@ static void test_get_through_tls_with_our_leaf(void **state)
 	static char *allow[] = { "*.test" };
 	struct up *u = tls_up();
 	struct pw *w = tls_world(allow, 1, NULL, 0);
-	struct client c = { .sni = "web.test", .request = "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n" };
+	struct client c = { .sni = "web.test", .request = "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n",
+			    .keep_open = true };
 
 	run_client(w, WEB_IP, &c);
 	assert_int_equal(c.hs, 0);
@@ -249,11 +252,23 @@ static void test_get_through_tls_with_our_leaf(void **state)
 	if (!strstr(resp, "\r\n\r\nhello"))
 		fail_msg("response: [%s]", resp);
 	assert_true(up_log_has(u, "GET /hello HTTP/1.1\r\nHost: web.test\r\n"));
-	/* a second connection: the same leaf, and the upstream session resumed */
+	/* a second guest connection while the first is open: its own upstream connection, whose
+	 * TLS session is resumed from the first's; the same leaf */
 	struct client c2 = { .sni = "web.test", .request = "GET /resumed HTTP/1.1\r\nHost: web.test\r\n\r\n" };
 	run_client(w, WEB_IP, &c2);
 	assert_non_null(strstr(resp, "\r\n\r\nresumed"));
+	assert_int_equal(up_accepts(u), 2);
 	assert_int_equal(tls_leaves_minted(w->m->icpt->tls), 1);
+	/* both closed: their idle upstream connections serve the next guest connection (no
+	 * connect, no handshake), even one that asks to close */
+	close(c.fd);
+	pw_round(w, 50);
+	struct client c3 = { .sni = "web.test",
+			     .request = "GET /hello HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n" };
+	run_client(w, WEB_IP, &c3);
+	assert_non_null(strstr(resp, "\r\n\r\nhello"));
+	assert_int_equal(up_accepts(u), 2);
+	assert_true(w->m->st.upstream_reused >= 1);
 	pw_free(w);
 	up_stop(u);
 }

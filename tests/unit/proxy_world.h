@@ -13,6 +13,8 @@
  *   /sse            event-stream: "data: one", then waits for up_release(), "data: two"
  *   /big            4 MiB of a pattern (Content-Length)
  *   /resp-headers   200, X-Upstream: 1, Content-Type text/plain, "foo bar foo"
+ *   /once           200 "fresh" as a connection's first request; later on the same
+ *                   connection: closes without answering (an idle connection gone stale)
  * HEAD gets the head only. Every request head is appended to up->log (tests grep it).
  */
 #ifndef ML_TESTS_PROXY_WORLD_H
@@ -220,7 +222,7 @@ static void up_answer_big(struct io *fd)
 }
 
 /* false: close the connection */
-static bool up_answer(struct up *u, struct io *fd, const char *head, const char *body, size_t blen)
+static bool up_answer(struct up *u, struct io *fd, const char *head, const char *body, size_t blen, int nth)
 {
 	char path[256] = "", buf[(1 << 16) + 256];
 	bool is_head = !strncmp(head, "HEAD ", 5);
@@ -281,6 +283,10 @@ static bool up_answer(struct up *u, struct io *fd, const char *head, const char 
 			usleep(10000);
 		}
 		send_str(fd, "a\r\ndata: two\n\r\n0\r\n\r\n");
+	} else if (strstr(path, "/once")) {
+		if (nth > 1)
+			return false;
+		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh");
 	} else if (strstr(path, "/resp-headers")) {
 		send_str(fd, "HTTP/1.1 200 OK\r\nX-Upstream: 1\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nfoo bar foo");
 	} else if (strstr(path, "/resumed")) {
@@ -329,9 +335,9 @@ static void *up_conn_main(void *arg)
 			head = NULL;   /* no requests on a failed handshake */
 		}
 	}
-	while (head && body && up_read_request(&io, head, HEAD_CAP, body, BODY_CAP, &blen) == 0) {
+	for (int nth = 1; head && body && up_read_request(&io, head, HEAD_CAP, body, BODY_CAP, &blen) == 0; nth++) {
 		up_log(c->u, head, strlen(head));
-		if (!up_answer(c->u, &io, head, body, blen))
+		if (!up_answer(c->u, &io, head, body, blen, nth))
 			break;
 	}
 	if (io.tls) {
