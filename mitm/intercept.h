@@ -90,6 +90,7 @@ struct pooled {
 	int fd;
 	gnutls_session_t tls;         /* NULL: plain */
 	bool https;
+	bool offered_h2;              /* h2 was offered and the upstream chose HTTP/1.1 anyway */
 	uint16_t port;
 	struct sockaddr_in dial;
 	char host[NAME_MAX_LEN + 1];  /* the policy host it was opened for */

@@ -76,6 +76,7 @@ struct mitm_stats {
 	uint64_t tls_handshakes, tls_guest_failed, tls_upstream_failed;
 	uint64_t tls_guest_resumed, tls_upstream_handshakes, tls_upstream_resumed;
 	uint64_t upstream_parked, upstream_reused, upstream_retried;  /* the idle upstream pool */
+	uint64_t h2_connections;             /* intercepted flows bridged as HTTP/2 both ways */
 };
 
 struct mitm;

@@ -29,9 +29,11 @@ static void drop(struct intercept *ic, unsigned i)
 	ic->pool[i] = ic->pool[--ic->n_pool];
 }
 
+/* Parked connections are HTTP/1.1. One opened without offering h2 must not serve a guest that
+ * offers h2: its host may speak h2, and the guest would lose it. */
 static bool same(const struct pooled *p, const struct hx *hx)
 {
-	return p->https == hx->https && p->port == hx->tgt.port &&
+	return p->https == hx->https && p->port == hx->tgt.port && (!hx->want_h2_up || p->offered_h2) &&
 	       p->dial.sin_addr.s_addr == hx->tgt.dial.sin_addr.s_addr &&
 	       p->dial.sin_port == hx->tgt.dial.sin_port && !strcmp(p->host, hx->tgt.host) &&
 	       !strcmp(p->sni, hx->upstream_sni);
@@ -55,7 +57,8 @@ void pool_park(struct mitm *m, struct hx *hx)
 	}
 	p = &ic->pool[ic->n_pool++];
 	*p = (struct pooled){ .fd = hx->f->ufd, .tls = hx->u.tls, .https = hx->https,
-			      .port = hx->tgt.port, .dial = hx->tgt.dial, .since_ms = m->now_ms };
+			      .offered_h2 = hx->u_offered_h2, .port = hx->tgt.port, .dial = hx->tgt.dial,
+			      .since_ms = m->now_ms };
 	memcpy(p->host, hx->tgt.host, sizeof(p->host));
 	memcpy(p->sni, hx->upstream_sni, sizeof(p->sni));
 	hx->f->ufd = -1;
@@ -75,6 +78,7 @@ bool pool_take(struct mitm *m, struct hx *hx)
 			continue;
 		hx->f->ufd = p->fd;
 		hx->u.tls = p->tls;
+		hx->u_offered_h2 = p->offered_h2;
 		hx->u.hs_done = true;
 		if (p->tls)
 			tls_rebind(&hx->u);

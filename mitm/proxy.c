@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "mitm/h2.h"
 #include "mitm/proxy.h"
 #include "mitm/tls.h"
 
@@ -112,6 +113,7 @@ void hx_upstream_close(struct hx *hx)
 	hx->u_remembered = false;
 	hx->u_reusable = false;
 	hx->u_from_pool = false;
+	hx->u_offered_h2 = false;
 	h1_free(&hx->resp);
 	resp_init(hx);
 }
@@ -289,6 +291,13 @@ static bool hx_finished(struct mitm *m, struct hx *hx, enum side *side)
 		*side = SIDE_GUEST;
 		return true;
 	}
+	if (hx->h2) {
+		bool failed;
+		bool done = h2_finished(hx, &failed);
+
+		*side = failed ? SIDE_UPSTREAM : SIDE_NONE;
+		return done;
+	}
 	if (hx->tx == TX_TUNNEL)
 		return hx->g.shut && hx->u.shut && !hx->g.out.len && !hx->u.out.len;
 	if (hx->tx == TX_CLOSING)
@@ -332,7 +341,9 @@ static bool hx_advance(struct mitm *m, struct hx *hx)
 		if (hx->up == UP_READY)
 			p |= ep_read(&hx->u) == EP_PROGRESS;
 		if (hx->stage == ST_HTTP) {
-			if (hx->tx == TX_TUNNEL)
+			if (hx->h2)
+				p |= h2_pump(m, hx);
+			else if (hx->tx == TX_TUNNEL)
 				p |= tunnel_pump(hx);
 			else if (hx->tx == TX_CLOSING)
 				iob_free(&hx->g.in);   /* lingering: what the guest still sends is dropped */
@@ -402,6 +413,8 @@ static int64_t hx_deadline(const struct mitm *m, const struct mitm_flow *f)
 		d = min64(d, hx->t0 + RESOLVE_TIMEOUT_MS);
 	if (hx->stage != ST_HTTP)
 		return min64(d, hx->t0 + c->head_timeout_ms);
+	if (hx->h2)
+		return min64(d, f->last_ms + (h2_idle(hx) ? c->keepalive_ms : m->cfg.idle_timeout_ms));
 	switch (hx->tx) {
 	case TX_IDLE:
 		return min64(d, f->last_ms + c->keepalive_ms);
@@ -457,6 +470,7 @@ static void hx_release(struct mitm *m, struct mitm_flow *f)
 	if (hx->job)
 		worker_cancel(m->icpt->worker, hx->job);
 	pool_park(m, hx);   /* an idle keep-alive upstream serves the next guest connection */
+	h2_free(hx->h2);
 	hx_xchg_clear(hx);
 	h1_free(&hx->req);
 	h1_free(&hx->resp);

@@ -8,7 +8,7 @@
 
 #include "mitm/intercept.h"
 
-enum hx_stage { ST_TLS_HELLO, ST_TLS_DECIDE, ST_TLS_HANDSHAKE, ST_HTTP };
+enum hx_stage { ST_TLS_HELLO, ST_TLS_UPFIRST, ST_TLS_DECIDE, ST_TLS_HANDSHAKE, ST_HTTP };
 enum hx_tx { TX_IDLE, TX_HEAD, TX_WAIT, TX_SEND, TX_TUNNEL, TX_CLOSING };
 enum hx_rs { RS_HEAD, RS_WAIT, RS_BODY, RS_DONE };
 enum hx_up { UP_NONE, UP_RESOLVING, UP_CONNECTING, UP_TLS, UP_READY, UP_FAILED };
@@ -63,6 +63,7 @@ struct hx {
 	bool u_reusable;          /* the upstream is idle after a keep-alive exchange (poolable) */
 	bool u_from_pool;         /* the upstream came from the idle pool (a dead one is retried) */
 	bool no_pool;             /* this exchange retries on a fresh connection */
+	bool u_offered_h2;        /* the upstream's TLS session was offered h2 */
 	char up_err[160];         /* why the upstream failed (one line, for the 502) */
 	int up_status;            /* 502, or 504 for a timeout */
 	bool denied;              /* TLS: the SNI was refused (close after the handshake) */
@@ -70,6 +71,7 @@ struct hx {
 	bool resp_eof_fed;        /* the upstream's EOF was given to the response parser */
 	const char *deny_reason;
 	struct job *job;
+	struct h2conn *h2;        /* HTTP/2 both ways (h2.c), or NULL: the HTTP/1 proxy */
 	int64_t t0;               /* start of the current timed wait */
 	int64_t up_t0;            /* start of the upstream connect (+ TLS handshake) */
 	struct xchg x;

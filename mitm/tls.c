@@ -307,6 +307,7 @@ int tls_client_start(struct mitm *m, struct hx *hx)
 	    (r = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, t->up_cred)) < 0 ||
 	    (r = set_alpn(s, hx->want_h2_up, 0)) < 0)
 		return -EPROTO;
+	hx->u_offered_h2 = hx->want_h2_up;
 	/* SNI is for names only; the certificate is checked against the name or the address */
 	if (inet_pton(AF_INET, name, &ip) != 1 &&
 	    (r = gnutls_server_name_set(s, GNUTLS_NAME_DNS, name, strlen(name))) < 0)

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "mitm/clienthello.h"
+#include "mitm/h2.h"
 #include "mitm/proxy.h"
 #include "mitm/tls.h"
 
@@ -106,7 +107,32 @@ static int hello_step(struct mitm *m, struct hx *hx)
 		snprintf(hx->upstream_sni, sizeof(hx->upstream_sni), "%s", hx->sni);
 	else
 		inet_ntop(AF_INET, &hx->f->odst.sin_addr, hx->sni, sizeof(hx->sni));
-	if (decide(m, hx, &ch) < 0 || tls_server_start(m, hx, false) < 0)
+	/* h2 to the guest only if the upstream speaks it too: ask the upstream first. (Hook
+	 * rules run on the HTTP/1 path only: with rules, http/1.1.) */
+	hx->want_h2_up = ch.alpn_h2 && !m->icpt->rules;
+	if (decide(m, hx, &ch) < 0)
+		return -1;
+	if (hx->want_h2_up && !hx->denied) {
+		hx->stage = ST_TLS_UPFIRST;
+		hx->g.want_read = false;   /* the guest waits for our ServerHello anyway */
+		return 1;
+	}
+	if (tls_server_start(m, hx, false) < 0)
+		return -1;
+	hx->stage = ST_TLS_HANDSHAKE;
+	return 1;
+}
+
+/* The upstream's handshake is done (or failed, or the name was refused): ours may start, with
+ * h2 on offer if the upstream chose it. */
+static int upfirst_step(struct mitm *m, struct hx *hx)
+{
+	bool h2;
+
+	if (!hx->denied && hx->up != UP_READY && hx->up != UP_FAILED)
+		return 0;
+	h2 = !hx->denied && hx->up == UP_READY && hx->u.tls && tls_alpn_is_h2(hx->u.tls);
+	if (tls_server_start(m, hx, h2) < 0)
 		return -1;
 	hx->stage = ST_TLS_HANDSHAKE;
 	return 1;
@@ -124,6 +150,8 @@ static int handshake_step(struct mitm *m, struct hx *hx)
 		return 0;
 	m->st.tls_handshakes++;
 	m->st.tls_guest_resumed += gnutls_session_is_resumed(hx->g.tls) != 0;
+	if (tls_alpn_is_h2(hx->g.tls) && h2_start(m, hx) < 0)
+		return -1;
 	if (hx->wait == WAIT_RESOLVE) {
 		hx->stage = ST_TLS_DECIDE;
 		hx->g.want_read = false;   /* the request waits in the socket until we know */
@@ -138,6 +166,8 @@ int tlsflow_step(struct mitm *m, struct hx *hx)
 	switch (hx->stage) {
 	case ST_TLS_HELLO:
 		return hello_step(m, hx);
+	case ST_TLS_UPFIRST:
+		return upfirst_step(m, hx);
 	case ST_TLS_HANDSHAKE:
 		return handshake_step(m, hx);
 	default:

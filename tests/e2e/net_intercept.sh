@@ -8,8 +8,10 @@
 #     wildcard (403 "Blocked by policy"), a name not listed over HTTPS (closed after the
 #     handshake), a listed name that resolves to a private address (403); an upstream whose
 #     certificate names another host (502 with the reason); SSE events as they come (first
-#     event latency); WebSocket echo over HTTP and HTTPS; every decision in egress.jsonl; the
-#     denied servers' logs show nothing arrived.
+#     event latency); WebSocket echo over HTTP and HTTPS; HTTP/2 both ways with an HTTP/2
+#     upstream (nginx: 8 MiB, two streams at once, :authority vs SNI -> 421) and HTTP/1.1 with
+#     an HTTP/1.1-only one; every decision in egress.jsonl; the denied servers' logs show
+#     nothing arrived.
 #   default image (busybox), same list: busybox wget's own TLS (TLS 1.2, SHA-1) through the proxy
 #   --network-intercept with no list: every public host goes through the proxy
 #   no list, no flag: TCP/443 relayed as before, no CA in the guest
@@ -44,6 +46,11 @@ T plain_other 20 curl -sS http://other.test/
 T sse 20 python3 $TW sse https://echo.test/sse?count=3\&gap=1.5
 T ws 20 python3 $TW ws echo.test 80 /ws hello-plain
 T wss 20 python3 $TW ws echo.test 443 /ws hello-tls
+T h2 20 curl -sS --http2 -o /dev/null -w %{http_version} https://api.example.test/
+T h2big 60 sh -c \"curl -sS --http2 https://www.example.test/big.bin | sha256sum\"
+T h2par 60 sh -c \"curl -s --http2 -Z -o /dev/null -o /dev/null -w %{http_version}%{http_code}. https://api.example.test/ https://api.example.test/big.bin 2>/dev/null\"
+T h2mis 20 curl -sS --http2 -o /dev/null -w %{http_code} -H \"Host: web.test\" https://api.example.test/
+T h1only 20 curl -sS --http2 -o /dev/null -w %{http_version} https://web.test/
 echo @DONE" >"$T_TMP/deb.out" 2>"$T_TMP/deb.err"
 for _ in $(seq 1 300); do grep -q '^@DONE' "$T_TMP/deb.out" && break; kill -0 "$ML_PID" 2>/dev/null || break; sleep 0.5; done
 VMDIR=$(ls -d "$ML_HOME"/.matchlock/vms/vm-* 2>/dev/null | head -1)
@@ -81,6 +88,12 @@ if awk -v a="$t1" -v b="$t2" 'BEGIN {exit !(b - a > 1.0)}'; then ok "SSE: events
 else fail "SSE: events bunched (${t1}s, ${t2}s): the body was buffered"; fi
 check_g_ok "WebSocket echo over HTTP" "$out" ws "ws-echo hello-plain"
 check_g_ok "WebSocket echo over HTTPS" "$out" wss "ws-echo hello-tls"
+check_g_ok "HTTP/2 both ways when the upstream speaks it (curl --http2)" "$out" h2 "2"
+check_contains "the upstream saw HTTP/2 too" "HTTP/2.0" "$(cat "$W_DIR/nginx-access.log")"
+check_g_ok "8 MiB over HTTP/2 hashes right" "$out" h2big "$W_H2_SHA"
+check_g_ok "two HTTP/2 streams at once on one connection" "$out" h2par "2200.2200."
+check_g_ok "HTTP/2: an :authority other than the SNI gets 421" "$out" h2mis "421"
+check_g_ok "an HTTP/1.1-only upstream: the guest gets HTTP/1.1" "$out" h1only "1.1"
 eg=$(cat "$T_TMP/egress.jsonl" 2>/dev/null)
 check_contains "egress.jsonl: an allowed exchange" '"host":"web.test","method":"GET","path":"/","status":200,"blocked":false' "$eg"
 check_contains "egress.jsonl: the apex refusal" '"host":"example.test","method":"GET","path":"/","status":403,"blocked":true,"reason":"host not in allowlist"' "$eg"

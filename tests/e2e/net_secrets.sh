@@ -17,10 +17,12 @@ world_up_or_exit debian
 world_tls_up || { fail "the TLS servers of the test world come up"; done_testing; exit 1; }
 VALUE=tok-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 MULTI=multi-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+H2V=h2-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 ML_ENV="SSL_CERT_FILE=$W_TLS_CA GIT_TOKEN=$W_GIT_TOKEN MATCHLOCK_LOG=debug"
 
 mlw_bg run --image "$DEB_IMG" --rm=false --allow-host web.test --secret "TOKEN=$VALUE@echo.test" \
-	--secret GIT_TOKEN@echo.test --secret "\"MULTI=$MULTI@echo.test,web.test\"" -- sh -c "$GUEST_LIB
+	--secret GIT_TOKEN@echo.test --secret "\"MULTI=$MULTI@echo.test,web.test\"" \
+	--secret "H2KEY=$H2V@api.example.test" -- sh -c "$GUEST_LIB
 T env 5 sh -c \"echo TOKEN=\$TOKEN; env | grep -c -e $VALUE -e $W_GIT_TOKEN -e $MULTI || true\"
 T bearer 20 curl -sS -o /dev/null -w %{http_code} -H \"Authorization: Bearer \$TOKEN\" https://echo.test/bearer
 T plain 20 curl -sS -o /dev/null -w %{http_code} -H \"Authorization: Bearer \$TOKEN\" http://echo.test/plain
@@ -31,6 +33,7 @@ T multi 20 curl -sS -o /dev/null -w %{http_code} -H \"Authorization: Bearer \$MU
 T other 20 curl -sS -i -H \"Authorization: Bearer \$TOKEN\" https://web.test/secret-probe
 T other_query 20 curl -sS -i \"http://web.test/secret-probe-q?k=\$TOKEN\"
 T other_clone 30 git clone -q https://x:\$GIT_TOKEN@web.test/git/repo.git /tmp/repo2
+T h2 20 curl -sS --http2 -o /dev/null -w %{http_version} -H \"Authorization: Bearer \$H2KEY\" https://api.example.test/
 echo @DONE" >"$T_TMP/out" 2>"$T_TMP/err"
 for _ in $(seq 1 300); do grep -q '^@DONE' "$T_TMP/out" && break; kill -0 "$ML_PID" 2>/dev/null || break; sleep 0.5; done
 VMDIR=$(ls -d "$ML_HOME"/.matchlock/vms/vm-* 2>/dev/null | head -1)
@@ -50,11 +53,13 @@ check_contains "a header placeholder sent to another host: 403" "403 Forbidden" 
 check_contains "the 403 says why" "secret placeholder sent to unauthorized host" "$(g_line "$out" other)"
 check_contains "a query placeholder sent to another host: 403" "403 Forbidden" "$(g_line "$out" other_query)"
 check_g_denied "git clone of another host with the token refused" "$out" other_clone 30
+check_g_ok "a secret over HTTP/2" "$out" h2 "2"
+check_contains "HTTP/2: the server received the value" "GET / HTTP/2.0 auth=Bearer $H2V" "$(cat "$W_DIR/nginx-access.log")"
 check_eq "the other host's server received nothing with the placeholder" 0 "$(web_count web secret-probe)"
 # git asks without credentials first; the retry with the Basic credentials is the one refused
 check_eq "the other host's server received no git request with credentials" 0 "$(web_count web 'git.*auth=basic')"
 check_eq "no server received a placeholder of a secret not meant for it" 0 "$(grep -c 'SANDBOX_SECRET_' "$W_DIR"/web-web.log)"
-leaks=$(grep -rl -e "$VALUE" -e "$W_GIT_TOKEN" -e "$MULTI" "$T_TMP/out" "$T_TMP/err" "$VMDIR" 2>/dev/null | tr '\n' ' ')
+leaks=$(grep -rl -e "$VALUE" -e "$W_GIT_TOKEN" -e "$MULTI" -e "$H2V" "$T_TMP/out" "$T_TMP/err" "$VMDIR" 2>/dev/null | tr '\n' ' ')
 check_eq "no value in the guest's output, matchlock's stderr (debug logging), the VM log, egress.jsonl or the VM record" "" "$leaks"
 check_contains "egress.jsonl lists the secret's name" '"secrets":["TOKEN"]' "$(cat "$VMDIR/egress.jsonl" 2>/dev/null)"
 check_contains "egress.jsonl records the refusal" '"reason":"secret placeholder sent to unauthorized host"' "$(cat "$VMDIR/egress.jsonl" 2>/dev/null)"

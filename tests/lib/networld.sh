@@ -44,8 +44,11 @@
 # request with its Authorization to $W_DIR/web-NAME.log) and a world CA ($W_TLS_CA: give it to
 # matchlock as SSL_CERT_FILE, it verifies the upstreams):
 #   web.test:443           https "web"        echo.test:80 http "echoplain", :443 https "echo"
-#   api/www.example.test:443 https "api"      other.test:443 https "other" with a certificate
-#                                             for wrong.test (an upstream that must not verify)
+#   api/www.example.test:443 nginx with HTTP/2 ("hello from api", /big.bin = 8 MiB random,
+#                            sha256 in $W_H2_SHA; access log $W_DIR/nginx-access.log: the
+#                            request line, Authorization)
+#   other.test:443 https "other" with a certificate for wrong.test (an upstream that must not
+#                            verify)
 #   $W_GIT_TOKEN           the password of https://echo.test/git/repo.git (any user name)
 
 W_NS=mlw-$T_NAME-$$
@@ -155,6 +158,34 @@ _world_cert() {
 			-CAcreateserial -days 7 -extfile "$W_DIR/tls/$_n.ext" -out "$W_DIR/tls/$_n.crt" 2>/dev/null
 }
 
+# _world_nginx: nginx with HTTP/2 on 198.51.100.30:443 (api/www.example.test), in the internet.
+_world_nginx() {
+	mkdir -p "$W_DIR/nginx/www" "$W_DIR/nginx/tmp" && printf 'hello from api\n' >"$W_DIR/nginx/www/index.html" &&
+		head -c $((8 << 20)) /dev/urandom >"$W_DIR/nginx/www/big.bin" || return 1
+	W_H2_SHA=$(sha256sum "$W_DIR/nginx/www/big.bin" | cut -d' ' -f1)
+	cat >"$W_DIR/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $W_DIR/nginx/nginx.pid;
+error_log $W_DIR/nginx/error.log;
+events { worker_connections 256; }
+http {
+	log_format auth '\$request auth=\$http_authorization';
+	access_log $W_DIR/nginx-access.log auth;
+	client_body_temp_path $W_DIR/nginx/tmp; proxy_temp_path $W_DIR/nginx/tmp;
+	fastcgi_temp_path $W_DIR/nginx/tmp; uwsgi_temp_path $W_DIR/nginx/tmp; scgi_temp_path $W_DIR/nginx/tmp;
+	server {
+		listen 198.51.100.30:443 ssl http2;
+		ssl_certificate $W_DIR/tls/api.crt;
+		ssl_certificate_key $W_DIR/tls/api.key;
+		root $W_DIR/nginx/www;
+	}
+}
+EOF
+	in_net timeout "$W_TTL" nginx -c "$W_DIR/nginx/nginx.conf" >"$W_DIR/nginx/out" 2>&1 &
+	W_PIDS="$W_PIDS $!"
+}
+
 # _world_git: a bare repository with one commit, served at /git/repo.git.
 _world_git() {
 	W_GIT_TOKEN=ghp_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -174,15 +205,18 @@ world_tls_up() {
 		-subj "/CN=matchlock test world CA" -keyout "$W_DIR/tls/ca.key" -out "$W_DIR/tls/ca.crt" 2>/dev/null &&
 		_world_cert web web.test && _world_cert echo echo.test &&
 		_world_cert api api.example.test www.example.test && _world_cert wrong wrong.test &&
-		_world_git || { echo "networld: cannot make the TLS world" >&2; return 1; }
+		_world_git && _world_nginx || { echo "networld: cannot make the TLS world" >&2; return 1; }
 	chmod 0644 "$W_DIR/tls/ca.crt"
 	W_TLS_CA=$W_DIR/tls/ca.crt
 	in_net timeout "$W_TTL" /usr/bin/python3 "$REPO/tests/lib/tlsworld.py" serve "$W_DIR" "$W_TTL" \
 		https:198.51.100.10:443:web https:198.51.100.20:443:echo http:198.51.100.20:80:echoplain \
-		https:198.51.100.30:443:api https:203.0.113.10:443:other:wrong >"$W_DIR/tls-servers.out" 2>&1 &
+		https:203.0.113.10:443:other:wrong >"$W_DIR/tls-servers.out" 2>&1 &
 	W_PIDS="$W_PIDS $!"
-	for _ in $(seq 1 100); do grep -q ready "$W_DIR/tls-servers.out" 2>/dev/null && return 0; sleep 0.1; done
-	echo "networld: TLS servers did not start: $(tail -3 "$W_DIR/tls-servers.out")" >&2
+	for _ in $(seq 1 100); do
+		grep -q ready "$W_DIR/tls-servers.out" 2>/dev/null && [ -s "$W_DIR/nginx/nginx.pid" ] && return 0
+		sleep 0.1
+	done
+	echo "networld: TLS servers did not start: $(tail -3 "$W_DIR/tls-servers.out" "$W_DIR/nginx/error.log" 2>&1)" >&2
 	return 1
 }
 
