@@ -34,11 +34,15 @@ static ssize_t read_plain(struct ep *e, uint8_t *to, size_t room)
 
 static ssize_t read_tls(struct ep *e, uint8_t *to, size_t room)
 {
-	for (;;) {
+	for (int tries = 0;; tries++) {
 		ssize_t r = gnutls_record_recv(e->tls, to, room);
 
 		if (r >= 0)
 			return r;
+		/* AGAIN after a post-handshake message (a TLS 1.3 session ticket) while records we
+		 * already read ahead wait in e->pre: no poll would ever report those, so go on */
+		if (r == GNUTLS_E_AGAIN && e->pre.len && tries < 8)
+			continue;
 		if (r == GNUTLS_E_AGAIN)
 			return -EAGAIN;
 		if (r == GNUTLS_E_INTERRUPTED)

@@ -340,6 +340,8 @@ void req_hook_done(struct mitm *m, struct hx *hx)
 
 void req_upstream_ready(struct mitm *m, struct hx *hx)
 {
+	if (hx->up == UP_READY && hx->tx == TX_SEND && hx->rs == RS_HEAD)
+		hx->t0 = m->now_ms;   /* the response timer counts from when the request can go */
 	if (hx->up != UP_FAILED || hx->stage != ST_HTTP)
 		return;   /* ready: the driver flushes; a TLS flow's early failure waits for a request */
 	if ((hx->tx == TX_WAIT && hx->wait == WAIT_NONE && hx->x.step >= STEP_SECRETS) ||

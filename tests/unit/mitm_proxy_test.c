@@ -447,13 +447,16 @@ static void test_idle_upstream_reused_and_a_dead_one_retried(void **state)
 
 	pw_exchange(w, fd, "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
 	close(fd);
-	pw_round(w, 50);   /* the guest's close: the idle upstream is parked */
+	/* the guest's close: the idle upstream is parked */
+	for (int64_t end = ml_now_ms() + 3000; w->m->st.upstream_parked < 1 && ml_now_ms() < end;)
+		pw_round(w, 20);
 	fd = pw_connect(w, WEB_IP, 80);
 	pw_exchange(w, fd, "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "hello"));
 	assert_int_equal(up_accepts(u), 1);   /* a new guest connection, the same upstream one */
 	close(fd);
-	pw_round(w, 50);
+	for (int64_t end = ml_now_ms() + 3000; w->m->st.upstream_parked < 2 && ml_now_ms() < end;)
+		pw_round(w, 20);
 	/* the parked connection answers nothing more: the request goes again on a fresh one */
 	fd = pw_connect(w, WEB_IP, 80);
 	pw_exchange(w, fd, "GET /once HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
@@ -504,6 +507,29 @@ static void test_a_head_that_never_ends_is_closed(void **state)
 	assert_true(eof);
 	assert_true(ml_now_ms() - t >= 900);
 	assert_true(ml_now_ms() - t < 3000);
+	close(fd);
+	pw_free(w);
+	up_stop(u);
+}
+
+static void test_a_trickled_head_is_closed(void **state)
+{
+	(void)state;
+	struct up *u = up_start();
+	struct pw *w = world(allow_test, 1);
+	int fd = pw_connect(w, WEB_IP, 80);
+	const char *req = "GET /hello HTTP/1.1\r\nHost: web.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	int64_t t = ml_now_ms();
+	bool eof = false;
+
+	/* a byte every 100 ms: each byte is progress, but the head has 1 s from its first byte */
+	for (size_t i = 0; req[i] && !eof && ml_now_ms() - t < 4000; i++) {
+		pw_send(w, fd, req + i, 1);
+		pw_read_until(w, fd, buf, sizeof(buf), 100, NULL, &eof);
+	}
+	assert_true(eof);
+	assert_true(ml_now_ms() - t < 2000);
+	assert_int_equal(up_accepts(u), 0);
 	close(fd);
 	pw_free(w);
 	up_stop(u);
@@ -564,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_idle_upstream_reused_and_a_dead_one_retried),
 		cmocka_unit_test(test_ten_thousand_requests_without_growth),
 		cmocka_unit_test(test_a_head_that_never_ends_is_closed),
+		cmocka_unit_test(test_a_trickled_head_is_closed),
 		cmocka_unit_test(test_audit_trail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
