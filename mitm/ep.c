@@ -17,6 +17,7 @@
 #include "mitm/http.h"
 
 #define TLS_RECORD 16384u
+#define TLS_BATCH 4u   /* records made per send when there is bulk to write */
 
 static ssize_t read_plain(struct ep *e, uint8_t *to, size_t room)
 {
@@ -120,10 +121,45 @@ static ssize_t write_plain(struct ep *e, const uint8_t *p, size_t n)
 	return w < 0 ? -errno : w;
 }
 
+/* Sends the records made in a batch; 0 when all went, -EAGAIN, or an error. */
+static int send_cout(struct ep *e)
+{
+	while (e->cout.len) {
+		ssize_t w = write_plain(e, e->cout.d + e->cout.off, e->cout.len);
+
+		if (w < 0)
+			return (int)w;
+		iob_consume(&e->cout, (size_t)w);
+	}
+	return 0;
+}
+
 static ssize_t write_tls(struct ep *e, const uint8_t *p, size_t n)
 {
 	ssize_t w;
 
+	/* Bulk: make up to TLS_BATCH records into e->cout (the push callback buffers while
+	 * e->batch is set), sent by one send - a quarter of the syscalls and wake-ups. */
+	if (!e->tls_pending && !e->cout.len && n > TLS_RECORD) {
+		size_t done = 0;
+
+		e->batch = true;
+		for (unsigned k = 0; k < TLS_BATCH && done < n; k++) {
+			size_t c = n - done < TLS_RECORD ? n - done : TLS_RECORD;
+
+			do
+				w = gnutls_record_send(e->tls, p + done, c);
+			while (w == GNUTLS_E_INTERRUPTED);
+			if (w < 0) {
+				e->batch = false;
+				e->err = (int)w;
+				return -EPROTO;
+			}
+			done += (size_t)w;
+		}
+		e->batch = false;
+		return (ssize_t)done;
+	}
 	if (e->tls_pending)
 		n = e->tls_pending;   /* GnuTLS wants the same call again */
 	else if (n > TLS_RECORD)
@@ -160,8 +196,22 @@ enum ep_io ep_flush(struct ep *e)
 {
 	enum ep_io io = EP_IDLE;
 
-	while ((e->out.len || e->tls_pending) && !e->err) {
-		ssize_t w = e->tls ? write_tls(e, e->out.d + e->out.off, e->out.len)
+	while (ep_out_pending(e) && !e->err) {
+		ssize_t w;
+
+		if (e->cout.len) {
+			int r = send_cout(e);
+
+			if (r == -EAGAIN)
+				break;
+			if (r < 0) {
+				e->err = r;
+				break;
+			}
+			io = EP_PROGRESS;
+			continue;
+		}
+		w = e->tls ? write_tls(e, e->out.d + e->out.off, e->out.len)
 				   : write_plain(e, e->out.d + e->out.off, e->out.len);
 
 		if (w == -EAGAIN)
@@ -175,7 +225,7 @@ enum ep_io ep_flush(struct ep *e)
 		iob_consume(&e->out, (size_t)w);
 		io = EP_PROGRESS;
 	}
-	if (!e->out.len && !e->tls_pending && e->close_after && !e->shut && !e->err)
+	if (!ep_out_pending(e) && e->close_after && !e->shut && !e->err)
 		shut_write(e);
 	return io;
 }
@@ -190,7 +240,7 @@ short ep_events(const struct ep *e)
 		return gnutls_record_get_direction(e->tls) ? POLLOUT : POLLIN;
 	if (e->want_read && !e->eof && e->in.len < IOB_SOFT_CAP)
 		ev |= POLLIN;
-	if (e->out.len || e->tls_pending || (e->close_after && !e->shut))
+	if (ep_out_pending(e) || (e->close_after && !e->shut))
 		ev |= POLLOUT;
 	return ev;
 }
@@ -208,4 +258,5 @@ void ep_free(struct ep *e)
 	iob_free(&e->pre);
 	iob_free(&e->in);
 	iob_free(&e->out);
+	iob_free(&e->cout);
 }

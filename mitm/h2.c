@@ -578,7 +578,7 @@ bool h2_finished(const struct hx *hx, bool *failed)
 		return true;
 	/* the guest is gone (or said GOAWAY and has no stream left) and all was written */
 	return (hx->g.eof || (!nghttp2_session_want_read(c->g) && !nghttp2_session_want_write(c->g))) &&
-	       !hx->g.out.len;
+	       !ep_out_pending(&hx->g);
 }
 
 bool h2_idle(const struct hx *hx)

@@ -128,6 +128,9 @@ struct ep {
 				    * recv serves many records) */
 	struct iob in;             /* plaintext read, not yet consumed */
 	struct iob out;            /* plaintext to write */
+	struct iob cout;           /* TLS: records made but not yet sent (bulk data: up to
+				    * TLS_BATCH records leave in one send) */
+	bool batch;                /* making such records now: the push callback buffers */
 	size_t tls_pending;        /* a gnutls_record_send that returned AGAIN, to repeat */
 	bool eof;                  /* the peer closed (or sent close_notify) */
 	bool shut;                 /* we closed our write side */
@@ -150,5 +153,10 @@ enum ep_io ep_flush(struct ep *e);
 short ep_events(const struct ep *e);
 void ep_free(struct ep *e);
 bool ep_out_room(const struct ep *e);   /* out holds less than IOB_SOFT_CAP */
+/* Bytes still to leave through this end (plaintext, a repeated record, or made records). */
+static inline bool ep_out_pending(const struct ep *e)
+{
+	return e->out.len || e->tls_pending || e->cout.len;
+}
 
 #endif

@@ -44,8 +44,8 @@ void pool_park(struct mitm *m, struct hx *hx)
 	struct intercept *ic = m->icpt;
 	struct pooled *p;
 
-	if (!hx->u_reusable || hx->up != UP_READY || hx->f->ufd < 0 || hx->u.in.len || hx->u.pre.len || hx->u.out.len ||
-	    hx->u.tls_pending || hx->u.eof || hx->u.err || hx->u.close_after)
+	if (!hx->u_reusable || hx->up != UP_READY || hx->f->ufd < 0 || hx->u.in.len || hx->u.pre.len ||
+	    ep_out_pending(&hx->u) || hx->u.eof || hx->u.err || hx->u.close_after)
 		return;
 	if (ic->n_pool == POOL_MAX)
 		drop(ic, 0);   /* the oldest (entries are appended) */

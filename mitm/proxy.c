@@ -299,14 +299,14 @@ static bool hx_finished(struct mitm *m, struct hx *hx, enum side *side)
 		return done;
 	}
 	if (hx->tx == TX_TUNNEL)
-		return hx->g.shut && hx->u.shut && !hx->g.out.len && !hx->u.out.len;
+		return hx->g.shut && hx->u.shut && !ep_out_pending(&hx->g) && !ep_out_pending(&hx->u);
 	if (hx->tx == TX_CLOSING)
 		return hx->g.shut && (hx->g.eof || m->now_ms - hx->t0 > LINGER_MS);
 	if (!hx->g.eof || hx->g.in.len)
 		return false;
 	/* the guest closed: fine between exchanges, a cut request otherwise */
 	if (hx->tx == TX_IDLE)
-		return !hx->g.out.len;
+		return !ep_out_pending(&hx->g);
 	if (hx->tx == TX_SEND && hx->x.req_done)
 		return false;   /* a half-close after the request: answer it first */
 	*side = hx->tx == TX_SEND ? SIDE_GUEST : SIDE_NONE;

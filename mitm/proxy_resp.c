@@ -219,7 +219,7 @@ static void on_done(struct mitm *m, struct hx *hx)
 	exchange_done(m, hx);
 }
 
-bool resp_pump(struct mitm *m, struct hx *hx)
+static bool resp_pump_once(struct mitm *m, struct hx *hx)
 {
 	struct ep *u = &hx->u;
 	size_t room, n;
@@ -270,6 +270,18 @@ bool resp_pump(struct mitm *m, struct hx *hx)
 	else if (hx->resp_eof_fed && hx->tx == TX_SEND && hx->rs == RS_BODY)
 		hx->fatal = true;   /* the body was cut short */
 	return true;
+}
+
+bool resp_pump(struct mitm *m, struct hx *hx)
+{
+	enum hx_rs was = hx->rs;
+	bool p = resp_pump_once(m, hx);
+
+	/* The parser stops after a head; the body bytes that came with it (a small response is
+	 * one read) are fed now, so head and body leave in one TLS record and one send. */
+	if (p && was == RS_HEAD && hx->rs == RS_BODY && hx->tx == TX_SEND && hx->u.in.len)
+		resp_pump_once(m, hx);
+	return p;
 }
 
 bool tunnel_pump(struct hx *hx)

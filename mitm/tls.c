@@ -208,6 +208,20 @@ static ssize_t push(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
 	ssize_t r;
 
+	/* a batch being made (ep.c write_tls), or records already waiting: keep the order */
+	if (e->batch || e->cout.len) {
+		size_t total = 0;
+
+		for (int i = 0; i < n; i++) {
+			if (iob_put(&e->cout, iov[i].iov_base, iov[i].iov_len) < 0) {
+				gnutls_transport_set_errno(e->tls, ENOMEM);
+				return -1;
+			}
+			total += iov[i].iov_len;
+		}
+		return (ssize_t)total;
+	}
+
 	do
 		r = sendmsg(*e->fdp, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
