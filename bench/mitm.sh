@@ -26,7 +26,7 @@ done
 PROXY=$REPO/build/tests/tools/mlproxy
 [ -x "$PROXY" ] || { echo "bench/mitm.sh: build first (make)"; return 0 2>/dev/null || exit 0; }
 
-mb_stop() { for p in $MB_PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -f "$MB/nginx.pid" ] && kill "$(cat "$MB/nginx.pid")" 2>/dev/null; }
+mb_stop() { for p in $MB_PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -f "$MB/nginx.pid" ] && kill "$(cat "$MB/nginx.pid" 2>/dev/null)" 2>/dev/null; }
 trap 'mb_stop; rm -rf "$W"' EXIT
 
 # --- the server
