@@ -1,4 +1,4 @@
-# matchlock - see README.md. Targets: all, test, unit, fuzz-run, e2e, asan, bench, install, clean.
+# matchlock - see README.md. Targets: all, test, unit, fuzz-run, fuzz-long, e2e, asan, bench, install, clean.
 PREFIX  ?= /usr/local
 VERSION ?= 0.1.0
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -10,11 +10,11 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-pr
 PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib libcurl slirp glib-2.0 libnghttp2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 # libhttp-parser-dev ships no .pc file: the intercepting proxy's HTTP/1 parser (mitm/h1.c)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lhttp_parser
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm -lpthread
 
 B        := build
 DATA     := $(B)/lib/matchlock
-LIB_SRCS := $(wildcard base/*.c vmm/*.c oci/*.c ext4/*.c rpc/*.c slirpnet/*.c mitm/*.c) agent/proto.c $(filter-out cli/main.c,$(wildcard cli/*.c))
+LIB_SRCS := $(wildcard base/*.c vmm/*.c oci/*.c ext4/*.c disk/*.c rpc/*.c dnswire/*.c slirpnet/*.c mitm/*.c vfs/*.c) agent/proto.c $(filter-out cli/main.c,$(wildcard cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 AGENT_SRCS := $(filter-out agent/proto.c,$(wildcard agent/*.c)) agent/proto.c base/err.c base/log.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(B)/agent-obj/%.o)
@@ -25,7 +25,7 @@ FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
 
-.PHONY: all setup test unit fuzz fuzz-run e2e asan bench install uninstall clean
+.PHONY: all setup test unit fuzz fuzz-run fuzz-long e2e asan bench install uninstall clean
 all: $(B)/bin/matchlock $(DATA)/agent $(DATA)/images/default.tar $(TOOL_BINS)
 
 setup:
@@ -68,17 +68,33 @@ $(B)/tests/%: tests/unit/%.c tests/common/process_init.c $(B)/libmatchlock.a
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-# libFuzzer targets, built with clang + ASan/UBSan against the library sources directly.
-# (Not the CLI's sources: they need cli/main.c, and no target reads CLI input.)
+# libFuzzer targets, built with clang + ASan/UBSan. The library is compiled once for them
+# (instrumented, without libFuzzer's main) and each target links against it.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB_SRCS := $(filter-out cli/%,$(LIB_SRCS))
-$(B)/fuzz/%: tests/fuzz/%.c tests/common/process_init.c $(FUZZ_LIB_SRCS)
+FUZZ_OBJ_CFLAGS := $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS))
+# Without cli/: no target fuzzes it, and its files need main.c's symbols (cli_settings).
+FUZZ_LIB_SRCS := $(filter-out cli/%,$(LIB_SRCS)) tests/common/process_init.c
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(B)/fuzz-obj/%.o)
+$(B)/fuzz-obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(FUZZ_LIB_SRCS) $(PKG_LIBS) -o $@
+	clang $(FUZZ_OBJ_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+$(B)/libfuzz.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+# process_init.o is linked whole: nothing refers to its constructor, so the archive would skip it
+$(B)/fuzz/%: tests/fuzz/%.c $(B)/libfuzz.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $< $(B)/fuzz-obj/tests/common/process_init.o $(B)/libfuzz.a $(PKG_LIBS) -o $@
 fuzz: $(FUZZ_BINS)
 FUZZ_SECONDS ?= 20
-fuzz-run: $(FUZZ_BINS)
+fuzz-run:
+	$(MAKE) -j2 fuzz
 	sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+# Not part of `make test`: every target for FUZZ_RUNS executions, one after another (hours;
+# run it as `nice -n 19 make fuzz-long`). Each target's line gives its count and time.
+FUZZ_RUNS ?= 10000000
+fuzz-long: $(FUZZ_BINS)
+	sh tests/run-fuzz.sh --runs $(FUZZ_RUNS) $(FUZZ_BINS)
 
 e2e: all
 	sh tests/run-e2e.sh
@@ -105,6 +121,6 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/matchlock $(DESTDIR)$(PREFIX)/lib/matchlock
 
 clean:
-	rm -rf $(B)/obj $(B)/agent-obj $(B)/bin $(B)/tests $(B)/fuzz $(B)/libmatchlock.a build-asan
+	rm -rf $(B)/obj $(B)/agent-obj $(B)/fuzz-obj $(B)/bin $(B)/tests $(B)/fuzz $(B)/libmatchlock.a $(B)/libfuzz.a build-asan
 
--include $(shell find $(B)/obj $(B)/agent-obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/agent-obj $(B)/fuzz-obj -name '*.d' 2>/dev/null)

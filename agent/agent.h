@@ -11,7 +11,7 @@
 #include "agent/proto.h"
 #include "base/err.h"
 
-#define AGENT_CTL_PORT "org.matchlock.ctl"
+#define AGENT_CTL_PORT PROTO_PORT_CTL
 
 /* --- fsutil.c: small file helpers --- */
 int mkdir_p(const char *path, mode_t mode);
@@ -29,11 +29,18 @@ void boot_std_fds(void);
 void boot_load_modules(const char *order_path, const char *dir);
 /* Finds the virtio-serial port named name and opens it (nonblocking), waiting up to timeout_ms. */
 int boot_open_port(const char *name, int timeout_ms, struct ml_err *e);
-/* Logs why, syncs and powers the VM off. PID 1 must never exit, so this never returns. */
+/* Logs why, kills every process, unmounts the extra disks, syncs and powers the VM off. PID 1
+ * must never exit, so this never returns. */
 void boot_poweroff(const char *why) __attribute__((noreturn));
 
 /* --- rootfs.c: image disk + scratch disk -> overlay root, then the runtime mounts --- */
 int rootfs_switch(struct ml_err *e);
+/* The /dev node of the disk whose virtio serial is serial, waiting up to 10 s for it to appear. */
+int rootfs_wait_disk(const char *serial, char *dev, size_t size, struct ml_err *e);
+
+/* --- disks.c: CFG_DISK extra disks, mounted after the root switch, unmounted at power-off --- */
+int disks_mount(const struct proto_config *c, struct ml_err *e);
+void disks_unmount(void);
 
 /* --- ca.c: the interception CA (CONFIG tag 10) --- */
 int ca_install(const char *pem, struct ml_err *e);
@@ -42,6 +49,9 @@ int ca_install(const char *pem, struct ml_err *e);
 int config_apply(const struct proto_config *c, struct ml_err *e);
 /* cgroup every exec joins, or NULL when no CPU quota was asked for. */
 const char *config_exec_cgroup(void);
+
+/* --- workspace.c: CFG_WORKSPACE: FUSE at the workspace path, pumped over the files channel --- */
+int workspace_mount(const struct proto_config *c, struct ml_err *e);
 
 /* --- net.c: eth0 10.0.2.15/24 via 10.0.2.2 with the given MTU, IPv6 off --- */
 int net_configure(uint32_t mtu, struct ml_err *e);
@@ -72,6 +82,9 @@ struct child_fds {
 	int status;       /* CLOEXEC pipe: an error line is written here if execve is not reached */
 };
 void child_exec(const struct proto_exec *x, const struct child_fds *f) __attribute__((noreturn));
+
+/* --- fileop.c: EXF_FILEOP: a file operation in the child instead of execve --- */
+void child_fileop(const struct proto_exec *x) __attribute__((noreturn));
 
 /* --- server.c: the epoll loop, the control channel and its output queue --- */
 struct server;

@@ -111,6 +111,12 @@ static int child_setup(const struct proto_exec *x, const struct child_fds *f, st
 		return r;
 	/* nothing of the agent may leak into the workload; the status pipe closes at execve */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (x->flags & EXF_FILEOP) {
+		/* no execve will close the agent's fds here: close them all now (other execs'
+		 * stdin pipes must not stay open in us), the status pipe too, which says "started" */
+		close_range(3, ~0U, 0);
+		child_fileop(x);
+	}
 	r = join_cgroup(e);
 	if (r < 0)
 		return r;

@@ -1,4 +1,5 @@
-/* agent/config.c - apply PT_CONFIG once: root switch, clock, names, resolver, CPU quota, loopback, eth0. */
+/* agent/config.c - apply PT_CONFIG once: root switch, clock, names, resolver, CPU quota, loopback,
+ * eth0, the workspace. */
 #include "agent/agent.h"
 
 #include <errno.h>
@@ -103,5 +104,9 @@ int config_apply(const struct proto_config *c, struct ml_err *e)
 		r = loopback_up(e);
 	if (r == 0 && c->network)
 		r = net_configure(c->mtu ? c->mtu : 1500, e);
+	if (r == 0)
+		r = disks_mount(c, e);
+	if (r == 0)
+		r = workspace_mount(c, e);
 	return r;
 }

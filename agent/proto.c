@@ -242,7 +242,104 @@ void proto_config_free(struct proto_config *c)
 	free(c->hosts);
 	free(c->resolv);
 	free(c->ca_pem);
+	for (uint32_t i = 0; i < c->n_disks; i++) {
+		free(c->disks[i].serial);
+		free(c->disks[i].path);
+	}
+	free(c->disks);
+	free(c->ws_path);
+	free(c->ws_owner);
 	memset(c, 0, sizeof(*c));
+}
+
+static bool disk_fields_ok(const uint8_t *serial, size_t slen, const uint8_t *path, size_t plen)
+{
+	if (slen == 0 || slen > PROTO_DISK_SERIAL_MAX || plen == 0 || plen > PROTO_DISK_PATH_MAX ||
+	    path[0] != '/' || memchr(path, '\0', plen))
+		return false;
+	for (size_t i = 0; i < slen; i++)
+		if (!((serial[i] >= 'a' && serial[i] <= 'z') || (serial[i] >= '0' && serial[i] <= '9') ||
+		      serial[i] == '-'))
+			return false;
+	return true;
+}
+
+static int add_disk(struct proto_config *c, const uint8_t *serial, size_t slen, const uint8_t *path,
+		    size_t plen, uint32_t flags)
+{
+	if (!disk_fields_ok(serial, slen, path, plen))
+		return -EINVAL;
+	if (c->n_disks >= PROTO_MAX_DISKS)
+		return -E2BIG;
+	struct proto_disk *nd = realloc(c->disks, (c->n_disks + 1) * sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	c->disks = nd;
+	struct proto_disk *d = &nd[c->n_disks];
+	d->serial = strndup((const char *)serial, slen);
+	d->path = strndup((const char *)path, plen);
+	d->flags = flags;
+	if (!d->serial || !d->path) {
+		free(d->serial);
+		free(d->path);
+		return -ENOMEM;
+	}
+	c->n_disks++;
+	return 0;
+}
+
+int proto_config_add_disk(struct proto_config *c, const char *serial, const char *path, uint32_t flags)
+{
+	return add_disk(c, (const uint8_t *)serial, strlen(serial), (const uint8_t *)path, strlen(path), flags);
+}
+
+/* u32 flags, u8 serial length, serial, path (the rest). Flag bits we do not know are kept and
+ * ignored, so a newer host may add some. */
+static int tlv_disk(const struct proto_tlv *t, struct proto_config *c)
+{
+	struct cursor cur = { { t->val, t->len }, 0, 0 };
+	uint32_t flags = cur_u32(&cur);
+	const uint8_t *slen = cur_take(&cur, 1);
+	const uint8_t *serial = slen ? cur_take(&cur, *slen) : NULL;
+	if (cur.bad || !serial)
+		return -EPROTO;
+	size_t plen = cur_left(&cur);
+	const uint8_t *path = cur_take(&cur, plen);
+	int r = add_disk(c, serial, *slen, path, plen, flags);
+	return r == -ENOMEM ? r : (r < 0 ? -EPROTO : 0);
+}
+
+static int put_disk(struct proto_msg *m, const struct proto_disk *d)
+{
+	size_t slen = strlen(d->serial), plen = strlen(d->path);
+	if (!disk_fields_ok((const uint8_t *)d->serial, slen, (const uint8_t *)d->path, plen))
+		return -EINVAL;
+	uint8_t v[4 + 1 + PROTO_DISK_SERIAL_MAX + PROTO_DISK_PATH_MAX];
+	put_u32(v, d->flags);
+	v[4] = (uint8_t)slen;
+	memcpy(v + 5, d->serial, slen);
+	memcpy(v + 5 + slen, d->path, plen);
+	return proto_put_tlv(m, CFG_DISK, v, (uint32_t)(5 + slen + plen));
+}
+
+static int workspace_decode(const struct proto_tlv *w, struct proto_config *c)
+{
+	struct proto_tlv_iter it;
+	struct proto_tlv t;
+	int r;
+	proto_tlv_iter_init(&it, w->val, w->len);
+	while ((r = proto_tlv_next(&it, &t)) == 1) {
+		if (t.tag == WS_PATH)
+			r = c->ws_path ? -EPROTO : tlv_strdup(&t, &c->ws_path);
+		else if (t.tag == WS_OWNER)
+			r = c->ws_owner ? -EPROTO : tlv_strdup(&t, &c->ws_owner);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	/* the agent mounts there: an absolute path, or nothing */
+	return c->ws_path && c->ws_path[0] == '/' ? 0 : -EPROTO;
 }
 
 int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c)
@@ -262,6 +359,8 @@ int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c)
 		case CFG_MTU: r = tlv_u32(&t, &c->mtu); break;
 		case CFG_NETWORK: r = tlv_u32(&t, &c->network); break;
 		case CFG_CA_PEM: r = tlv_strdup(&t, &c->ca_pem); break;
+		case CFG_DISK: r = tlv_disk(&t, c); break;
+		case CFG_WORKSPACE: r = c->ws_path ? -EPROTO : workspace_decode(&t, c); break;
 		default: r = 0; break; /* unknown tags are skipped: newer hosts may add fields */
 		}
 		if (r < 0)
@@ -289,8 +388,25 @@ int proto_config_encode(struct proto_msg *m, const struct proto_config *c)
 		r = proto_put_tlv_u32(m, CFG_MTU, c->mtu);
 	if (r == 0)
 		r = proto_put_tlv_u32(m, CFG_NETWORK, c->network);
+	for (uint32_t i = 0; r == 0 && i < c->n_disks; i++)
+		r = put_disk(m, &c->disks[i]);
+	if (r == 0 && c->ws_path) {
+		/* nested TLVs: the outer header's length covers the inner ones */
+		size_t inner = 6 + strlen(c->ws_path) + (c->ws_owner ? 6 + strlen(c->ws_owner) : 0);
+		if (inner > PROTO_MAX_PAYLOAD)
+			return -EMSGSIZE;
+		r = proto_put_u16(m, CFG_WORKSPACE);
+		if (r == 0)
+			r = proto_put_u32(m, (uint32_t)inner);
+		if (r == 0)
+			r = proto_put_tlv_str(m, WS_PATH, c->ws_path);
+		if (r == 0 && c->ws_owner)
+			r = proto_put_tlv_str(m, WS_OWNER, c->ws_owner);
+	}
 	if (r == 0 && c->ca_pem)
 		r = proto_put_tlv_str(m, CFG_CA_PEM, c->ca_pem);
+	if (r)
+		m->len = m->frame_start; /* no half-built frame may stay queued */
 	return r ? r : proto_msg_end(m);
 }
 

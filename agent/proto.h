@@ -15,6 +15,7 @@
 #define PROTO_DATA_CHUNK   (32u << 10)   /* data frames are cut to this size */
 #define PROTO_WINDOW       (256u << 10)  /* unacknowledged data bytes allowed per stream and direction */
 #define PROTO_MAX_STREAMS  1024u         /* concurrent execs per VM */
+#define PROTO_FILE_READ_MAX (16u << 20)  /* EXF_FILEOP "read": larger files are refused */
 
 enum proto_type {
 	/* host -> guest */
@@ -49,8 +50,35 @@ enum proto_cfg_tag {
 	CFG_CPU_QUOTA = 5,  /* u32: cgroup cpu.max quota (us per 100000 us); 0 = unlimited */
 	CFG_MTU = 6,        /* u32 (0 = no network) */
 	CFG_NETWORK = 7,    /* u32: 1 = configure eth0 */
+	CFG_DISK = 8,       /* repeated: u32 flags (PROTO_DISK_*), u8 serial length, serial, guest mount
+			     * path (the rest of the value) */
+	CFG_WORKSPACE = 9,  /* nested TLV (WS_*): mount the workspace over the files channel */
 	CFG_CA_PEM = 10,    /* str: the interception CA (PEM): written and added to the trust bundles */
 };
+
+#define PROTO_MAX_DISKS       32u  /* CFG_DISK entries in one CONFIG */
+#define PROTO_DISK_SERIAL_MAX 20u  /* what virtio-blk can carry */
+#define PROTO_DISK_PATH_MAX   4095u
+enum proto_disk_flags {
+	PROTO_DISK_RO = 1u << 0,  /* mount read-only (the engine attached it read-only too) */
+};
+
+/* TLV tags inside CFG_WORKSPACE */
+enum proto_ws_tag {
+	WS_PATH = 1,        /* str: absolute guest path to mount the workspace at */
+	WS_OWNER = 2,       /* str: user spec (uid, uid:gid, name) owning the workspace's files */
+};
+
+/* The files channel (virtio-serial port PROTO_PORT_FILES) carries FUSE's own messages between
+ * the guest kernel's /dev/fuse and the supervisor's vfs/, plus these of ours: */
+#define PROTO_PORT_CTL     "org.matchlock.ctl"
+#define PROTO_PORT_FILES   "org.matchlock.files"
+#define FILES_AGENT_HELLO    0x4d4c0001u /* agent -> host, fuse_in_header opcode; payload u32 version,
+					  * u32 owner uid, u32 owner gid (sent before the mount) */
+#define FILES_AGENT_SYNC_ACK 0x4d4c0002u /* agent -> host; payload u64: the FILES_NOTIFY_SYNC answered */
+#define FILES_NOTIFY_SYNC    0x4d4c      /* host -> agent, fuse_out_header error with unique 0; payload u64
+					  * sequence; answered once every earlier message is in /dev/fuse */
+#define FILES_AGENT_VERSION  1u
 
 /* TLV tags inside PT_EXEC */
 enum proto_exec_tag {
@@ -66,6 +94,7 @@ enum proto_exec_flags {
 	EXF_TTY = 1u << 0,        /* run on a PTY (stdout carries both streams) */
 	EXF_STDIN = 1u << 1,      /* stdin comes from PT_STDIN; else /dev/null */
 	EXF_PRIVILEGED = 1u << 2, /* no seccomp, no cap drop, no no_new_privs */
+	EXF_FILEOP = 1u << 3,     /* argv is a file operation for the agent itself (PROTOCOL.md) */
 };
 
 struct proto_frame {
@@ -127,12 +156,26 @@ void proto_tlv_iter_init(struct proto_tlv_iter *it, const uint8_t *p, size_t len
 int proto_tlv_next(struct proto_tlv_iter *it, struct proto_tlv *t);
 
 /* --- decoded requests (both own their strings; free with the *_free functions) --- */
+/* An extra disk to mount before READY: the block device whose virtio serial is `serial`,
+ * ext4, at `path` (absolute). */
+struct proto_disk {
+	char *serial, *path;
+	uint32_t flags;
+};
+
 struct proto_config {
 	char *hostname, *hosts, *resolv;
 	char *ca_pem;           /* NULL: no interception CA */
 	uint64_t time_ns;
 	uint32_t cpu_quota_us, mtu, network;
+	struct proto_disk *disks;
+	uint32_t n_disks;
+	char *ws_path;   /* CFG_WORKSPACE: NULL = no workspace */
+	char *ws_owner;  /* NULL = root */
 };
+/* Appends a disk to c (copies the strings). -EINVAL on a bad serial/path, -E2BIG past
+ * PROTO_MAX_DISKS, -ENOMEM. */
+int proto_config_add_disk(struct proto_config *c, const char *serial, const char *path, uint32_t flags);
 int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c);
 void proto_config_free(struct proto_config *c);
 int proto_config_encode(struct proto_msg *m, const struct proto_config *c);

@@ -42,7 +42,7 @@ static int find_disk(const char *serial, char *dev, size_t size)
 }
 
 /* Disks are probed asynchronously after virtio_blk loads, so they may still be on their way. */
-static int wait_disk(const char *serial, char *dev, size_t size, struct ml_err *e)
+int rootfs_wait_disk(const char *serial, char *dev, size_t size, struct ml_err *e)
 {
 	const struct timespec tick = { 0, 10 * 1000 * 1000 };
 	for (int waited = 0; waited <= DISK_WAIT_MS; waited += 10) {
@@ -68,9 +68,9 @@ static int do_mount(const char *src, const char *dst, const char *type, unsigned
 static int mount_overlay(struct ml_err *e)
 {
 	char rootdev[64], scratchdev[64];
-	int r = wait_disk("rootfs", rootdev, sizeof(rootdev), e);
+	int r = rootfs_wait_disk("rootfs", rootdev, sizeof(rootdev), e);
 	if (r == 0)
-		r = wait_disk("scratch", scratchdev, sizeof(scratchdev), e);
+		r = rootfs_wait_disk("scratch", scratchdev, sizeof(scratchdev), e);
 	/* noload: the image disk is read-only, so ext4 must not try to replay a journal */
 	if (r == 0)
 		r = do_mount(rootdev, "/.lower", "ext4", MS_RDONLY, "noload", e);

@@ -55,7 +55,7 @@ row "boot reliability (runs ok)" "$((REL - fails))/$REL" "$REL/$REL" "every run 
 # --- 3. exec round trip vs raw echo on the same channel ---
 MATCHLOCK_DATA_DIR=$REPO/build/lib/matchlock "$REPO/build/tests/tools/mlvm" rtt "$RTT" >"$W/rtt" 2>&1 || cat "$W/rtt"
 e50=$(awk '/^echo/ {split($2,a,"="); print a[2]}' "$W/rtt"); e99=$(awk '/^echo/ {split($3,a,"="); print a[2]}' "$W/rtt")
-x50=$(awk '/^exec/ {split($2,a,"="); print a[2]}' "$W/rtt"); x99=$(awk '/^exec/ {split($3,a,"="); print a[2]}' "$W/rtt")
+x50=$(awk '/^exec / {split($2,a,"="); print a[2]}' "$W/rtt"); x99=$(awk '/^exec / {split($3,a,"="); print a[2]}' "$W/rtt")
 row "exec true round trip p50 (us)" "$x50" "$e50" "raw echo, same channel" "$(ratio "$x50" "$e50")" "<= 1.5"
 row "exec true round trip p99 (us)" "$x99" "$e99" "raw echo, same channel" "$(ratio "$x99" "$e99")" "-"
 gs=$(awk '/^guest-spawn/ {split($2,a,"="); print a[2]}' "$W/rtt")
@@ -101,4 +101,15 @@ row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(r
 
 # --- issue 5: guest networking against QEMU's own user networking (same libslirp); floor ---
 . bench/net.sh
+
+# --- issue 10: exec round trip and create through `matchlock rpc` (Python SDK, wire client) ---
+. bench/rpc.sh
+
+# --- issue 12: exec into a running VM from another process; run -d to first exec ---
+. bench/vm.sh
+
+# --- issue 13: the workspace (vfs/) against the guest's own disk; overlay snapshot cost ---
+. bench/vfs.sh
+
+# --- issue 11: the TLS interception engine against mitmproxy and direct ---
 . bench/mitm.sh

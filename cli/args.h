@@ -25,6 +25,7 @@ struct strv {
 };
 void strv_add(struct strv *s, const char *val); /* aborts only on OOM in main's caller path */
 void strv_clear(struct strv *s);
+#define _cleanup_strv_clear_ __attribute__((cleanup(strv_clear)))
 
 struct flag {
 	const char *name;   /* long name, without -- */

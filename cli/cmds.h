@@ -15,6 +15,21 @@ int cmd_run(int argc, char **argv, struct ml_err *e);
 int cmd_image(int argc, char **argv, struct ml_err *e);
 int cmd_gc(int argc, char **argv, struct ml_err *e);
 int cmd_pull(int argc, char **argv, struct ml_err *e);
+int cmd_rpc(int argc, char **argv, struct ml_err *e);
+int cmd_exec(int argc, char **argv, struct ml_err *e);
+int cmd_list(int argc, char **argv, struct ml_err *e);
+int cmd_get(int argc, char **argv, struct ml_err *e);
+int cmd_inspect(int argc, char **argv, struct ml_err *e);
+int cmd_kill(int argc, char **argv, struct ml_err *e);
+int cmd_rm(int argc, char **argv, struct ml_err *e);
+int cmd_prune(int argc, char **argv, struct ml_err *e);
+int cmd_log(int argc, char **argv, struct ml_err *e);
+int cmd_port_forward(int argc, char **argv, struct ml_err *e);
+int cmd_allow_list(int argc, char **argv, struct ml_err *e);
+/* `run -d` (detach.c): re-executes the run in the background; argv as given to cmd_run. */
+int run_detach(int argc, char **argv, struct ml_err *e);
+int cmd_volume(int argc, char **argv, struct ml_err *e);
+int cmd_diagnose(int argc, char **argv, struct ml_err *e);
 /* The pull progress display (a struct oci_pull_opts progress callback) for a terminal. */
 void cli_pull_progress(void *arg, unsigned layer, unsigned layers, uint64_t done, uint64_t total);
 

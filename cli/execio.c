@@ -284,6 +284,9 @@ int execio_run(struct ml_loop *loop, struct ctl *ctl, struct proto_exec *x,
 	}
 	if (timer)
 		ml_loop_cancel(loop, timer);
+	/* Timeout, signal, a dead VM: the stream may still be open, and r is freed below. */
+	if (rc >= 0)
+		ctl_exec_release(ctl, r->stream);
 	ml_loop_unwatch(loop, sig_fd);
 	ml_loop_unwatch(loop, STDIN_FILENO);
 	ml_loop_unwatch(loop, STDOUT_FILENO);

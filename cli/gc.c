@@ -27,7 +27,7 @@ int cmd_gc(int argc, char **argv, struct ml_err *e)
 	if (pos.n > 1)
 		return ml_err_set(e, -22, "accepts at most 1 arg(s), received %zu", pos.n);
 	struct gc_report rep = { .line = print_line };
-	r = vmstate_gc(pos.n ? pos.v[0] : NULL, force, &rep, e);
+	r = vmstate_gc(cli_settings()->state_dir, pos.n ? pos.v[0] : NULL, force, &rep, e);
 	if (r == 0 && !pos.n)
 		printf("Reconciled %d VMs\n", rep.reconciled);
 	strv_clear(&pos);

@@ -21,10 +21,31 @@ static struct ml_settings settings;
 
 const struct ml_settings *cli_settings(void) { return &settings; }
 
-static const char *later_cmds[] = {
-	"exec", "list", "ls", "get", "inspect", "stat", "kill", "rm", "remove", "prune", "log",
-	"port-forward", "allow-list", "build", "volume", "diagnose", "setup", "rpc", "completion", NULL,
+/* Every subcommand and its aliases; one line each (keeps merges of new commands trivial). */
+static const struct {
+	const char *name, *alias;
+	int (*fn)(int argc, char **argv, struct ml_err *e);
+} commands[] = {
+	{ "run", NULL, cmd_run },
+	{ "exec", NULL, cmd_exec },
+	{ "list", "ls", cmd_list },
+	{ "get", NULL, cmd_get },
+	{ "inspect", "stat", cmd_inspect },
+	{ "kill", NULL, cmd_kill },
+	{ "rm", "remove", cmd_rm },
+	{ "prune", NULL, cmd_prune },
+	{ "gc", NULL, cmd_gc },
+	{ "log", NULL, cmd_log },
+	{ "port-forward", NULL, cmd_port_forward },
+	{ "allow-list", NULL, cmd_allow_list },
+	{ "pull", NULL, cmd_pull },
+	{ "image", NULL, cmd_image },
+	{ "rpc", NULL, cmd_rpc },
+	{ "volume", NULL, cmd_volume },
+	{ "diagnose", NULL, cmd_diagnose },
 };
+
+static const char *later_cmds[] = { "build", "setup", "completion", NULL };
 
 static void root_help(void)
 {
@@ -63,14 +84,9 @@ static int dispatch(int argc, char **argv, struct ml_err *e)
 		return printf("matchlock version %s\n", ML_VERSION), 0;
 	if (!strcmp(cmd, "version"))
 		return printf("matchlock %s (commit: %s, built: %s)\n", ML_VERSION, ML_COMMIT, ML_BUILT), 0;
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 2, argv + 2, e);
-	if (!strcmp(cmd, "gc"))
-		return cmd_gc(argc - 2, argv + 2, e);
-	if (!strcmp(cmd, "pull"))
-		return cmd_pull(argc - 2, argv + 2, e);
-	if (!strcmp(cmd, "image"))
-		return cmd_image(argc - 2, argv + 2, e);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name) || (commands[i].alias && !strcmp(cmd, commands[i].alias)))
+			return commands[i].fn(argc - 2, argv + 2, e);
 	for (const char **c = later_cmds; *c; c++)
 		if (!strcmp(cmd, *c))
 			return ml_err_set(e, -95, "matchlock %s is not supported yet", cmd);

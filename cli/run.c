@@ -1,6 +1,7 @@
 /* cli/run.c - `matchlock run`: flags, validation in the reference's order, command composition
  * (Docker semantics), then one sandbox and one exec wired to this terminal. */
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -17,7 +18,9 @@
 #include "cli/cmds.h"
 #include "cli/execio.h"
 #include "cli/specs.h"
+#include "mitm/mitm.h"
 #include "rpc/sandbox.h"
+#include "rpc/server.h"
 
 struct run_net {
 	struct sandbox_publish *pub;
@@ -26,6 +29,8 @@ struct run_net {
 	struct mitm_secret *msec;        /* the same for the sandbox, with placeholders */
 	char (*ph)[MITM_PLACEHOLDER_LEN + 1];
 	size_t n_sec;
+	struct disk_spec *disks;
+	size_t n_disks;
 };
 
 
@@ -37,6 +42,7 @@ struct run_flags {
 	bool no_network, intercept, detach, tty, interactive, pull, rm, privileged;
 	bool timeout_set;
 	long exec_timeout_s;  /* what --timeout leaves for the command once the sandbox is up */
+	struct vfs_config vfs; /* --workspace and -v; no mounts: no workspace */
 };
 
 static struct flag *run_flag_table(struct run_flags *f)
@@ -44,9 +50,9 @@ static struct flag *run_flag_table(struct run_flags *f)
 	static struct flag t[40];
 	struct flag tmp[] = {
 		{ "image", 0, FLAG_STRING, &f->image, "Image reference (registry ref or local tag)", NULL, false, false },
-		{ "workspace", 0, FLAG_STRING, &f->workspace, "Guest mount point of the VFS tree", NULL, true, false },
-		{ "volume", 'v', FLAG_STRING_LIST, &f->volume, "host:guest[:ro|overlay|host_fs] mount (requires --workspace)", NULL, true, false },
-		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, true, false },
+		{ "workspace", 0, FLAG_STRING, &f->workspace, "Guest mount point of the VFS tree", NULL, false, false },
+		{ "volume", 'v', FLAG_STRING_LIST, &f->volume, "host:guest[:ro|overlay|host_fs] mount (requires --workspace)", NULL, false, false },
+		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, false, false },
 		{ "env", 'e', FLAG_STRING_ARRAY, &f->env, "Environment variable KEY=VALUE or KEY (from the host)", NULL, false, false },
 		{ "env-file", 0, FLAG_STRING_ARRAY, &f->env_file, "File of KEY=VALUE or KEY lines", NULL, false, false },
 		{ "secret", 0, FLAG_STRING_LIST, &f->secret, "Secret NAME=VALUE@host1,host2 or NAME@host1,... (value from $NAME)", NULL, false, false },
@@ -63,7 +69,7 @@ static struct flag *run_flag_table(struct run_flags *f)
 		{ "memory", 0, FLAG_INT, &f->memory, "Guest memory in MB", "512", false, false },
 		{ "timeout", 0, FLAG_INT, &f->timeout, "Deadline for the whole run in seconds (only when given)", "300", false, false },
 		{ "disk-size", 0, FLAG_INT, &f->disk_size, "Writable disk size in MB", "5120", false, false },
-		{ "detach", 'd', FLAG_BOOL, &f->detach, "Run in the background and print the VM id", NULL, true, false },
+		{ "detach", 'd', FLAG_BOOL, &f->detach, "Run in the background and print the VM id", NULL, false, false },
 		{ "tty", 't', FLAG_BOOL, &f->tty, "Allocate a pseudo-TTY (with -i)", NULL, false, false },
 		{ "interactive", 'i', FLAG_BOOL, &f->interactive, "Attach stdin", NULL, false, false },
 		{ "pull", 0, FLAG_BOOL, &f->pull, "Always pull the image from its registry", NULL, false, false },
@@ -108,6 +114,19 @@ static int validate_numbers(const struct run_flags *f, const struct flag *t, str
 	return 0;
 }
 
+/* QEMU's own user networking (a benchmark baseline) has none of our policy nor our forwards:
+ * an option that needs them must not be silently ignored. */
+static int validate_backend(const struct run_flags *f, struct ml_err *e)
+{
+	const char *opt = f->allow_host.n ? "--allow-host" : f->secret.n ? "--secret" :
+			  f->intercept ? "--network-intercept" : f->publish.n ? "--publish" : NULL;
+
+	if (!f->no_network && opt && cli_settings()->qemu_user_net)
+		return ml_err_set(e, -EINVAL, "MATCHLOCK_NET_BACKEND=qemu-user cannot be combined with %s: "
+				  "QEMU's own user networking has no egress policy and no port forwards", opt);
+	return 0;
+}
+
 static int validate(const struct run_flags *f, const struct flag *t, struct ml_err *e)
 {
 	if (f->detach && (f->tty || f->interactive))
@@ -126,7 +145,10 @@ static int validate(const struct run_flags *f, const struct flag *t, struct ml_e
 	for (const struct flag *x = t; x->name; x++)
 		if (x->later && x->set)
 			return ml_err_set(e, -ENOTSUP, "--%s is not supported yet", x->name);
-	return 0;
+	for (size_t i = 0; i < f->allow_host.n; i++)
+		if ((r = mitm_allow_host_check(f->allow_host.v[i], e)) < 0)
+			return r;
+	return validate_backend(f, e);
 }
 
 /* --address: an IPv4 literal or "localhost". libslirp's host forwards listen on IPv4 only, so
@@ -344,7 +366,9 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 		ws = (struct winsize){ .ws_row = 24, .ws_col = 80 };
 	struct proto_exec x = {
 		.argv = argv->v, .env = env->v,
-		.cwd = f->workdir && *f->workdir ? f->workdir : (c->workdir && *c->workdir ? c->workdir : "/"),
+		/* -w, else the image's WORKDIR, else the workspace, else / */
+		.cwd = f->workdir && *f->workdir ? f->workdir : c->workdir && *c->workdir ? c->workdir
+			: f->vfs.n_mounts ? f->vfs.workspace : "/",
 		.user = f->user && *f->user ? f->user : c->user,
 		.flags = (it ? EXF_TTY : 0) | (f->interactive ? EXF_STDIN : 0) | (f->privileged ? EXF_PRIVILEGED : 0),
 		.rows = ws.ws_row, .cols = ws.ws_col,
@@ -376,6 +400,69 @@ static int exec_and_wait(struct run_flags *f, struct ml_loop *loop, struct sandb
 	}
 }
 
+/* What `get`/`inspect` show as the VM's config: the run's options in the create-options form
+ * of the JSON-RPC protocol (secrets never included). malloc'd JSON text. */
+static char *record_json(const struct run_flags *f, const struct strv *env, const struct strv *hosts)
+{
+	json_t *envo = json_object(), *net = json_object();
+	for (size_t i = 0; i < env->n; i++) {
+		const char *eq = strchr(env->v[i], '=');
+		if (eq) {
+			_cleanup_free_ char *k = strndup(env->v[i], (size_t)(eq - env->v[i]));
+			json_object_set_new(envo, k, json_string(eq + 1));
+		}
+	}
+	json_t *allow = json_array(), *dns = json_array(), *ah = json_array();
+	for (size_t i = 0; i < f->allow_host.n; i++)
+		json_array_append_new(allow, json_string(f->allow_host.v[i]));
+	for (size_t i = 0; i < f->dns.n; i++)
+		json_array_append_new(dns, json_string(f->dns.v[i]));
+	for (size_t i = 0; i < hosts->n; i++) {
+		char ip[64], host[256];
+		if (sscanf(hosts->v[i], "%63s %255s", ip, host) == 2)
+			json_array_append_new(ah, json_pack("{s:s, s:s}", "host", host, "ip", ip));
+	}
+	json_object_set_new(net, "no_network", json_boolean(f->no_network));
+	json_object_set_new(net, "allowed_hosts", allow);
+	json_object_set_new(net, "block_private_ips", json_true());
+	json_object_set_new(net, "add_hosts", ah);
+	json_object_set_new(net, "dns_servers", dns);
+	json_object_set_new(net, "mtu", json_integer(f->mtu));
+	if (f->hostname && *f->hostname)
+		json_object_set_new(net, "hostname", json_string(f->hostname));
+	json_t *o = json_pack("{s:s, s:b, s:{s:f, s:i, s:i, s:i}, s:o, s:o}", "image", f->image, "privileged",
+			      f->privileged, "resources", "cpus", f->cpus, "memory_mb", (json_int_t)f->memory,
+			      "disk_size_mb", (json_int_t)f->disk_size, "timeout_seconds", (json_int_t)f->timeout,
+			      "network", net, "env", envo);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return s;
+}
+
+/* The VM's control socket: `matchlock exec/port-forward/allow-list` from other shells. Their
+ * execs run like this run's own command (same env, workdir and user). A failure here costs
+ * only that reach, not the run. */
+static struct rpc_server *serve_vm(const struct run_flags *f, struct ml_loop *loop, struct sandbox *sb,
+				   const struct strv *env, const struct run_net *net)
+{
+	const struct oci_config *c = sandbox_image_config(sb);
+	struct rpc_exec_defaults d = {
+		.env = env->v, .privileged = f->privileged,
+		.cwd = f->workdir && *f->workdir ? f->workdir : c->workdir && *c->workdir ? c->workdir : "/",
+		.user = f->user && *f->user ? f->user : c->user,
+	};
+	struct rpc_server_opts o = { .settings = cli_settings(), .loop = loop };
+	struct rpc_server *srv = NULL;
+	struct ml_err e = { 0 };
+	if (rpc_server_new(&o, &srv, &e) == 0 && rpc_server_attach(srv, sb, &d, f->allow_host.n > 0, &e) == 0 &&
+	    rpc_server_set_base_forwards(srv, net->pub, net->n_pub, &e) == 0 &&
+	    rpc_server_listen(srv, sandbox_state_dir(sb), &e) == 0)
+		return srv;
+	ml_warn("%s (matchlock exec cannot reach this VM)", e.msg);
+	rpc_server_free(srv);
+	return NULL;
+}
+
 static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env, struct strv *hosts,
 		       const struct run_net *net, struct ml_err *e)
 {
@@ -394,7 +481,11 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		.block_private_ips = true,
 		.publish = net->pub, .n_publish = net->n_pub,
 		.intercept = f->intercept, .secrets = net->msec, .n_secrets = net->n_sec,
+		.disks = net->disks, .n_disks = net->n_disks,
+		.vfs = f->vfs.n_mounts ? &f->vfs : NULL,
 	};
+	_cleanup_free_ char *rec = record_json(f, env, hosts);
+	sc.record_json = rec;
 	struct run_wait w = { .loop = loop };
 	struct sandbox *sb = NULL;
 	int64_t t0 = ml_now_ms();
@@ -402,7 +493,8 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 	if (r == 0)
 		r = wait_ready(&w, sb, f->timeout_set ? f->timeout : 0, e);
 	if (r < 0) {
-		sandbox_destroy(sb, true);
+		/* --rm=false keeps even a VM that never came up: its record and log say why */
+		sandbox_destroy(sb, f->rm);
 		ml_loop_free(loop);
 		return r;
 	}
@@ -426,6 +518,8 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		if (!has)
 			specs_env_merge(&fullenv, term);
 	}
+	/* from here on other processes reach this VM through its control socket */
+	struct rpc_server *srv = serve_vm(f, loop, sb, &fullenv, net);
 	if (!f->rm)
 		fprintf(stderr, "Sandbox %s is running\n  Connect: matchlock exec %s -it bash\n  Stop:    matchlock kill %s\n",
 			sandbox_id(sb), sandbox_id(sb), sandbox_id(sb));
@@ -444,6 +538,9 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		execio_wait_signal(loop);
 		status = 0;
 	}
+	if (srv)
+		rpc_server_detach(srv);
+	rpc_server_free(srv);
 	sandbox_destroy(sb, f->rm);
 	ml_loop_free(loop);
 	strv_clear(&argv);
@@ -472,14 +569,18 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 	if (f.tty && f.interactive && !isatty(STDIN_FILENO))
 		return ml_err_set(e, -EINVAL, "Error: -it requires a TTY");
 	struct run_net net = { 0 };
+	if ((r = specs_volumes(f.workspace, &f.volume, f.user, &f.vfs, e)) < 0)
+		return r;
 	if ((r = parse_secrets(&f, &net, e)) < 0 || (r = specs_env(&f.env_file, &f.env, &env, e)) < 0) {
 		free_secrets(&net);
+		vfs_config_free(&f.vfs);
 		return r;
 	}
 	for (size_t i = 0; i < f.add_host.n; i++) {
 		char *line = NULL;
 		if ((r = specs_add_host(f.add_host.v[i], &line, e)) < 0) {
 			free_secrets(&net);
+			vfs_config_free(&f.vfs);
 			return r;
 		}
 		strv_add(&hosts, line);
@@ -487,9 +588,15 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 	}
 	f.timeout_set = args_find(t, "timeout")->set;
 	if ((r = parse_network(&f, &net, e)) == 0)
+		r = specs_disks(&f.disk, cli_settings()->volumes_dir, f.workspace, &net.disks, &net.n_disks, e);
+	if (r == 0 && f.detach)
+		r = run_detach(argc, argv, e); /* everything was checked here first: errors stay one line */
+	else if (r == 0)
 		r = run_sandbox(&f, &args, &env, &hosts, &net, e);
 	free(net.pub);
 	free_secrets(&net);
+	specs_disks_free(net.disks, net.n_disks);
+	vfs_config_free(&f.vfs);
 	strv_clear(&args);
 	strv_clear(&env);
 	strv_clear(&hosts);

@@ -219,3 +219,64 @@ void specs_secret_free(struct specs_secret *s)
 	strv_clear(&s->hosts);
 	memset(s, 0, sizeof(*s));
 }
+
+void specs_disks_free(struct disk_spec *d, size_t n)
+{
+	for (size_t i = 0; d && i < n; i++)
+		disk_spec_clear(&d[i]);
+	free(d);
+}
+
+int specs_disks(const struct strv *specs, const char *vols, const char *workspace,
+		struct disk_spec **out, size_t *n, struct ml_err *e)
+{
+	*out = NULL;
+	*n = 0;
+	if (!specs->n)
+		return 0;
+	struct disk_spec *d = calloc(specs->n, sizeof(*d));
+	if (!d) {
+		free(d);
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	}
+	int r = 0;
+	size_t got = 0;
+	for (; got < specs->n && r == 0; got++)
+		r = disk_spec_parse(specs->v[got], vols, workspace, &d[got], e);
+	if (r == 0)
+		r = disk_specs_check_set(d, got, e);
+	if (r < 0) {
+		specs_disks_free(d, got);
+		return r;
+	}
+	*out = d;
+	*n = got;
+	return 0;
+}
+
+int specs_volumes(const char *workspace, const struct strv *volumes, const char *owner,
+		  struct vfs_config *out, struct ml_err *e)
+{
+	*out = (struct vfs_config){ 0 };
+	if (volumes->n && (!workspace || !*workspace))
+		return ml_err_set(e, -EINVAL, "--workspace is required when using --volume");
+	if (!volumes->n && (!workspace || !*workspace))
+		return 0;
+	if (!(out->workspace = strdup(workspace)) || (owner && *owner && !(out->owner = strdup(owner))))
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < volumes->n; i++) {
+		struct vfs_mount_cfg m;
+		int r = vfs_volume_parse(volumes->v[i], workspace, &m, e);
+		if (r == 0 && (r = vfs_config_add_mount(out, &m)) < 0)
+			ml_err_set(e, r, "out of memory");
+		vfs_mount_cfg_free(&m);
+		if (r < 0) {
+			vfs_config_free(out);
+			return r;
+		}
+	}
+	int r = vfs_config_validate(out, e);
+	if (r < 0)
+		vfs_config_free(out);
+	return r;
+}

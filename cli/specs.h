@@ -3,8 +3,12 @@
 #ifndef ML_CLI_SPECS_H
 #define ML_CLI_SPECS_H
 
+#include <stddef.h>
+
 #include "base/err.h"
 #include "cli/args.h"
+#include "disk/disk.h"
+#include "vfs/vfs.h"
 
 /* Builds the environment from --env-file files (in order) then -e specs (in order); later
  * wins. KEY alone takes the host's value. Errors use the reference's wording, e.g.
@@ -27,5 +31,15 @@ int specs_secret(const char *spec, struct specs_secret *out, struct ml_err *e);
 void specs_secret_free(struct specs_secret *s);
 /* -p [LOCAL:]REMOTE */
 int specs_publish(const char *spec, int *local, int *remote, struct ml_err *e);
+/* Every --disk spec (disk_spec_parse: @names from the user's volumes, checked against the
+ * workspace), then the set (count, duplicates). *out is calloc'd; free with specs_disks_free. */
+int specs_disks(const struct strv *specs, const char *volumes_dir, const char *workspace,
+		struct disk_spec **out, size_t *n, struct ml_err *e);
+void specs_disks_free(struct disk_spec *d, size_t n);
+/* --workspace and every -v (§5.1) into a workspace config, then the rpc create checks (§7.4),
+ * each with the reference's message. No -v and no --workspace: out stays empty (no workspace).
+ * owner: the run's -u (NULL: the image's USER, decided at boot). */
+int specs_volumes(const char *workspace, const struct strv *volumes, const char *owner,
+		  struct vfs_config *out, struct ml_err *e);
 
 #endif

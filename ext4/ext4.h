@@ -84,4 +84,22 @@ int ext4_lookup(struct ext4_img *img, const char *path, uint32_t *ino, uint32_t 
 /* Bytes of data and inode capacity left, for callers that size images. */
 void ext4_free_space(struct ext4_img *img, uint64_t *free_bytes, uint64_t *free_inodes);
 
+/* Gives a new image a journal sized as mke2fs would (none under 8 MiB, where it cannot fit), for
+ * images that outlive a VM: a guest killed mid-write leaves what the next mount replays. Call
+ * between ext4_create and ext4_finish. */
+int ext4_add_journal(struct ext4_img *img, struct ml_err *e);
+
+/* ---- checking an existing image (read-only: nothing is written to the file) ---- */
+struct ext4_probe_info {
+	uint64_t fs_bytes;      /* the filesystem's size (<= the file's) */
+	uint32_t block_size;
+	bool has_journal;
+	bool needs_recovery;    /* its journal holds writes not yet applied (last user did not unmount) */
+	bool had_errors;        /* the kernel recorded errors in it */
+};
+/* 0 when path holds an ext2/3/4 filesystem that libext2fs opens, whose group descriptors are
+ * sane and that fits its file. Else -EINVAL with one line: "<path> is not an ext4 filesystem
+ * (...)" or "<path> is a corrupt ext4 filesystem (...)"; other errors as -errno. */
+int ext4_probe(const char *path, struct ext4_probe_info *info, struct ml_err *e);
+
 #endif

@@ -15,7 +15,7 @@
 #include "ext4/internal.h"
 
 #define BLOCK_SIZE 4096u
-#define MIN_IMAGE (8u << 20)
+#define MIN_IMAGE (1u << 20)
 
 static void fill_params(struct ext2_super_block *p, uint64_t size, uint64_t inodes)
 {
@@ -54,6 +54,9 @@ static errcode_t format(ext2_filsys fs)
 	memcpy(fs->super->s_uuid, rnd, 16);
 	memcpy(fs->super->s_hash_seed, rnd + 16, 16);
 	fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
+	/* Said explicitly, as mke2fs does: a kernel finding neither flag picks by its own char
+	 * signedness, and the hashes of names with bytes >= 0x80 would then not match the index. */
+	fs->super->s_flags |= EXT2_FLAGS_SIGNED_HASH;
 	fs->super->s_max_mnt_count = -1;
 	ext2fs_r_blocks_count_set(fs->super, 0);
 	errcode_t rc = ext2fs_allocate_tables(fs);

@@ -1,12 +1,21 @@
 /* ext4/inode.c - inode metadata, xattrs and directory links on top of libext2fs. */
 #include <errno.h>
 #include <et/com_err.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "base/cleanup.h"
 #include "ext4/internal.h"
+
+const char *ext4_strerror(errcode_t rc)
+{
+	/* libext2fs's messages live in a com_err table that is empty until registered */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, initialize_ext2_error_table);
+	return error_message(rc);
+}
 
 int ext4_errcode(errcode_t rc, struct ml_err *e, const char *what, const char *path)
 {
@@ -16,7 +25,7 @@ int ext4_errcode(errcode_t rc, struct ml_err *e, const char *what, const char *p
 		return ml_err_set(e, -ENOSPC, "%s: image is full", what);
 	if (rc == ENOMEM || rc == EXT2_ET_NO_MEMORY)
 		return ml_err_set(e, -ENOMEM, "%s: out of memory", what);
-	return ml_err_set(e, -EIO, "%s: %s", what, error_message(rc));
+	return ml_err_set(e, -EIO, "%s: %s", what, ext4_strerror(rc));
 }
 
 static uint32_t clamp_time(int64_t t)
@@ -86,42 +95,31 @@ int inode_set_xattrs(struct ext4_img *img, uint32_t ino, const struct ext4_entry
 	return 0;
 }
 
-static int ftype_of(uint32_t mode)
+/* ext2fs_mkdir counts the new ".." in the parent's 16-bit link count without a cap. Past
+ * EXT2_LINK_MAX subdirectories the count becomes 1, which ext4 (dir_nlink) reads as "many",
+ * and stays 1; without this, 65536 subdirectories wrap it to 0, a deleted directory. */
+static errcode_t cap_parent_links(ext2_filsys fs, uint32_t dir, uint16_t before)
 {
-	switch (mode & S_IFMT) {
-	case S_IFREG: return EXT2_FT_REG_FILE;
-	case S_IFDIR: return EXT2_FT_DIR;
-	case S_IFLNK: return EXT2_FT_SYMLINK;
-	case S_IFCHR: return EXT2_FT_CHRDEV;
-	case S_IFBLK: return EXT2_FT_BLKDEV;
-	case S_IFIFO: return EXT2_FT_FIFO;
-	case S_IFSOCK: return EXT2_FT_SOCK;
-	}
-	return EXT2_FT_UNKNOWN;
-}
-
-/* ext2fs_link does not grow a full directory in this libext2fs (1.47.0), so grow and retry. */
-int dir_link(struct ext4_img *img, uint32_t dir, const char *name, uint32_t ino, uint32_t mode,
-	     struct ml_err *e)
-{
-	errcode_t rc = ext2fs_link(img->fs, dir, name, ino, ftype_of(mode));
-	if (rc == EXT2_ET_DIR_NO_SPACE) {
-		rc = ext2fs_expand_dir(img->fs, dir);
-		if (!rc)
-			rc = ext2fs_link(img->fs, dir, name, ino, ftype_of(mode));
-	}
-	if (rc)
-		return ext4_errcode(rc, e, "link", name);
-	return 0;
+	struct ext2_inode in;
+	errcode_t rc = ext2fs_read_inode(fs, dir, &in);
+	if (rc || (before != 1 && before < EXT2_LINK_MAX - 1))
+		return rc;
+	in.i_links_count = 1;
+	return ext2fs_write_inode(fs, dir, &in);
 }
 
 int inode_make_dir(struct ext4_img *img, struct ext4_node *parent, const char *name,
 		   const struct ext4_entry *ent, struct ext4_node **out, struct ml_err *e)
 {
 	ext2_ino_t ino;
-	errcode_t rc = ext2fs_new_inode(img->fs, parent->ino, LINUX_S_IFDIR | 0755, NULL, &ino);
+	struct ext2_inode pin;
+	errcode_t rc = ext2fs_read_inode(img->fs, parent->ino, &pin);
+	if (!rc)
+		rc = ext2fs_new_inode(img->fs, parent->ino, LINUX_S_IFDIR | 0755, NULL, &ino);
 	if (!rc)
 		rc = ext2fs_mkdir(img->fs, parent->ino, ino, NULL);
+	if (!rc)
+		rc = cap_parent_links(img->fs, parent->ino, pin.i_links_count);
 	if (rc)
 		return ext4_errcode(rc, e, "mkdir", name);
 	int r = dir_link(img, parent->ino, name, ino, S_IFDIR, e);

@@ -66,15 +66,21 @@ int path_parent(struct ext4_img *img, const struct ext4_path *p, bool create,
 int path_node(struct ext4_img *img, const char *path, struct ext4_node **out, struct ml_err *e);
 
 /* inode.c */
+/* libext2fs's message for rc. */
+const char *ext4_strerror(errcode_t rc);
 int ext4_errcode(errcode_t rc, struct ml_err *e, const char *what, const char *path);
 int inode_write_meta(struct ext4_img *img, uint32_t ino, const struct ext4_entry *ent,
 		     bool fresh, struct ml_err *e);
 int inode_set_xattrs(struct ext4_img *img, uint32_t ino, const struct ext4_entry *ent,
 		     struct ml_err *e);
-int dir_link(struct ext4_img *img, uint32_t dir, const char *name, uint32_t ino, uint32_t mode,
-	     struct ml_err *e);
 int inode_make_dir(struct ext4_img *img, struct ext4_node *parent, const char *name,
 		   const struct ext4_entry *ent, struct ext4_node **out, struct ml_err *e);
+
+/* dir.c: directory entries. A directory stays plain while one block holds it and becomes an
+ * indexed (htree) one when that block is full, so neither call scans the whole directory. */
+int dir_link(struct ext4_img *img, uint32_t dir, const char *name, uint32_t ino, uint32_t mode,
+	     struct ml_err *e);
+int dir_unlink(struct ext4_img *img, uint32_t dir, const char *name, uint32_t ino, struct ml_err *e);
 
 /* remove.c */
 int node_remove(struct ext4_img *img, struct ext4_node *n, struct ml_err *e);

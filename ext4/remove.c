@@ -77,11 +77,11 @@ int node_remove(struct ext4_img *img, struct ext4_node *n, struct ml_err *e)
 	if (!name)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	uint32_t parent = n->parent->ino;
-	errcode_t rc = ext2fs_unlink(img->fs, parent, name, n->ino, 0);
-	if (rc)
-		return ext4_errcode(rc, e, "unlink", name);
+	int r = dir_unlink(img, parent, name, n->ino, e);
+	if (r < 0)
+		return r;
 	if (S_ISDIR(n->mode)) {
-		int r = adjust_dir_links(img, parent, -1, e);
+		r = adjust_dir_links(img, parent, -1, e);
 		if (r < 0)
 			return r;
 	}

@@ -94,7 +94,7 @@ void audit_flush(struct mitm *m)
 	iob_free(&ic->audit_buf);
 }
 
-static void audit_line(struct intercept *ic, const struct mitm_event *ev)
+static void audit_line(struct intercept *ic, const struct mitm_http_event *ev)
 {
 	struct iob *b = &ic->audit_buf;
 
@@ -129,7 +129,7 @@ static void audit_line(struct intercept *ic, const struct mitm_event *ev)
 		   ev->duration_ms);
 }
 
-void audit_event(struct mitm *m, const struct mitm_event *ev)
+void audit_event(struct mitm *m, const struct mitm_http_event *ev)
 {
 	struct intercept *ic = m->icpt;
 

@@ -25,6 +25,7 @@ static void flow_destroy(struct mitm *m, struct mitm_flow *f)
 		close(f->gfd);
 	if (f->ufd >= 0)
 		close(f->ufd);
+	sockbuf_release(m, f->sockbuf);
 	m->flows[f->index] = NULL;
 	free(f);
 }
@@ -71,11 +72,12 @@ int flow_so_error(int fd)
 
 void (*mitm_dial_hook)(struct sockaddr_in *up);
 
-int flow_connect(struct mitm_flow *f, const struct sockaddr_in *up)
+int flow_connect(struct mitm *m, struct mitm_flow *f, const struct sockaddr_in *up)
 {
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct sockaddr_in to = *up;
 	int one = 1, r = 1;
+	uint32_t charged;
 
 	if (fd < 0)
 		return -errno;
@@ -85,13 +87,19 @@ int flow_connect(struct mitm_flow *f, const struct sockaddr_in *up)
 	/* The guest's stack already coalesces; delaying again here only adds latency. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return -errno;
+	/* the socket's share of the VM's upstream-buffer budget (sockbuf.c), set before connect */
+	charged = sockbuf_apply(m, fd);
 	if (connect(fd, (const struct sockaddr *)up, sizeof(*up)) < 0) {
-		if (errno != EINPROGRESS)
+		if (errno != EINPROGRESS) {
+			sockbuf_release(m, charged);
 			return -errno;
+		}
 		r = 0;
 	}
 	if (f->ufd >= 0)
 		close(f->ufd);
+	sockbuf_release(m, f->sockbuf);
+	f->sockbuf = charged;
 	f->ufd = steal_fd(&fd);
 	return r;
 }
@@ -142,6 +150,10 @@ void mitm_flow(struct mitm *m, int fd, const struct sockaddr_in *guest_src,
 {
 	struct mitm_flow *f;
 
+	if (dnsflow_wants(m, orig_dst)) {
+		dnsflow_start(m, fd, guest_src, orig_dst);  /* DNS questions are policy too */
+		return;
+	}
 	if (m->n_flows >= m->cfg.max_flows) {
 		m->st.dropped_full++;
 		abort_guest(m, fd, guest_src, orig_dst);

@@ -95,7 +95,7 @@ static void emit(struct h2conn *c, struct h2s *s)
 		if (s->secrets_used & (1ull << i))
 			names[n++] = ic->secrets.v[i].name;
 	snprintf(path, sizeof(path), "%.*s", (int)plen, s->path ? s->path : "");
-	struct mitm_event ev = {
+	struct mitm_http_event ev = {
 		.time_ms = real_ms(), .method = s->method ? s->method : "", .url = s->url ? s->url : "",
 		.host = c->hx->tgt.host, .path = path, .status = s->status,
 		.request_bytes = s->req_bytes, .response_bytes = s->resp_bytes,

@@ -105,7 +105,7 @@ void intercept_free(struct mitm *m)
 	iob_free(&ic->audit_buf);
 	free(ic->audit_path);
 	worker_free(ic->worker);
-	pool_free_all(ic);
+	pool_free_all(m);
 	tls_ctx_free(ic->tls);
 	secrets_free(&ic->secrets);
 	for (size_t i = 0; i < ic->n_add_hosts; i++)

@@ -93,6 +93,7 @@ struct pooled {
 	bool offered_h2;              /* h2 was offered and the upstream chose HTTP/1.1 anyway */
 	uint16_t port;
 	struct sockaddr_in dial;
+	uint32_t sockbuf;             /* its charge to the upstream-buffer budget (sockbuf.c) */
 	char host[NAME_MAX_LEN + 1];  /* the policy host it was opened for */
 	char sni[NAME_MAX_LEN + 1];   /* the name it sent and verified */
 	int64_t since_ms;
@@ -156,7 +157,7 @@ bool policy_addr_explicit(const struct mitm *m, uint32_t ip, uint16_t port);
 bool policy_name_allowed(const struct mitm *m, const char *host, uint16_t port);
 
 /* ---- audit trail and events (audit.c) ---- */
-void audit_event(struct mitm *m, const struct mitm_event *ev);
+void audit_event(struct mitm *m, const struct mitm_http_event *ev);
 void audit_flush(struct mitm *m);
 
 /* ---- the idle upstream pool (pool.c) ---- */
@@ -167,7 +168,7 @@ void pool_park(struct mitm *m, struct hx *hx);
 bool pool_take(struct mitm *m, struct hx *hx);
 void pool_poll_fill(struct mitm *m, struct pollfd *pfds, size_t *k, size_t cap, int64_t *next);
 void pool_poll_done(struct mitm *m, const struct pollfd *fds, size_t n);
-void pool_free_all(struct intercept *ic);
+void pool_free_all(struct mitm *m);
 
 /* ---- the HTTP/1 proxy handler (proxy.c) ---- */
 extern const struct flow_ops http_ops;   /* TCP/80 */

@@ -16,6 +16,11 @@
 #define NAMES_TTL_MAX_S 86400
 #define NAMES_FOREVER INT64_MAX     /* --add-host entries */
 #define NAME_MAX_LEN 255
+#define ALIASES_MAX 256             /* CNAME targets of allowed names, ring */
+#define DNSFLOWS_MAX 64             /* concurrent TCP DNS flows */
+#define SOCKBUF_MIN (16u * 1024u)   /* fixed upstream SO_SNDBUF / SO_RCVBUF, each: floor */
+#define SOCKBUF_MAX (1024u * 1024u) /* ... and ceiling */
+#define SOCKBUF_BUDGET_DEFAULT ((size_t)64 << 20)
 
 /* The clock behind TTLs and flow timeouts (monotonic ms). Tests may point it elsewhere to
  * move time forward; it defaults to ml_now_ms. */
@@ -24,12 +29,30 @@ extern int64_t (*mitm_clock_ms)(void);
  * "public" address can lead to a server on loopback). NULL in the product. */
 extern void (*mitm_dial_hook)(struct sockaddr_in *up);
 
+/* What an entry can match: the dotted address a flow goes to, or names (DNS questions and
+ * the names learned from their answers). See README "Allow-list entries". */
+enum entry_kind {
+	ENTRY_IP,        /* an IPv4 literal: an "explicit allow" of ip; addresses only */
+	ENTRY_ADDR_GLOB, /* every label a decimal octet or '*' ("93.184.*"): addresses only */
+	ENTRY_ANY,       /* "*": every address and every name */
+	ENTRY_NAME,      /* a host name or a name glob: names only */
+	ENTRY_NEVER,     /* an IPv6 literal: the guest has no IPv6 */
+};
+
 /* One --allow-host entry, parsed: the glob is lower-cased and has no trailing dot. */
 struct allow_entry {
+	char *text;      /* as given (trimmed): what the list reports and delete compares */
 	char *glob;
-	uint16_t port;   /* 0 = any port */
-	bool is_ip;      /* the glob is an IPv4 literal: an "explicit allow" of ip */
-	uint32_t ip;     /* host order */
+	uint16_t port;   /* 0 = any port (names: 80 and 443) */
+	enum entry_kind kind;
+	uint32_t ip;     /* ENTRY_IP, host order */
+};
+
+/* A name an allowed name's answer CNAMEd to: the guest may ask for it too, and addresses
+ * learned for it count as origin's. */
+struct alias {
+	char *name, *origin;   /* NULL = free */
+	int64_t expires_ms;
 };
 
 struct name_entry {
@@ -86,6 +109,7 @@ struct flow_ops {
 
 struct mitm_flow {
 	int gfd, ufd;                     /* guest end, upstream socket (-1: none yet) */
+	uint32_t sockbuf;                 /* bytes charged to the upstream-buffer budget */
 	const struct flow_ops *ops;
 	void *h;                          /* the handler's state (NULL for the relay) */
 	int state;                        /* the handler's state machine */
@@ -97,15 +121,28 @@ struct mitm_flow {
 	int64_t last_ms;                  /* last byte either way (or the connect start) */
 };
 
+struct dnsflow;
+
 struct mitm {
 	struct mitm_config cfg;           /* allow_hosts/add_hosts not kept: parsed below */
 	uint32_t gateway, dns_alias;      /* host order */
 	uint32_t *host_addrs;             /* this host's IPv4 addresses, host order */
 	size_t n_host_addrs;
+	int watch_fd;                     /* netlink: this host's addresses changed; -1 = none */
 	struct allow_entry *allow;
 	size_t n_allow;
-	bool allow_has_names;             /* some entry is not an IPv4 literal */
-	struct names names;
+	struct mitm_add_host *add_hosts;  /* copies (host strings owned), for a later names table */
+	size_t n_add_hosts;
+	struct names names;               /* allocated once some entry matches names */
+	struct alias aliases[ALIASES_MAX];
+	uint32_t alias_ring;
+	size_t sockbuf_in_use;            /* upstream socket buffers charged now (sockbuf.c) */
+	size_t sockbuf_autotuned;         /* the charge of one autotuned socket */
+
+	struct dnsflow **dnsflows;        /* TCP DNS flows (dnsflow.c) */
+	size_t n_dnsflows;
+	struct pollfd *dns_pfds;
+	size_t cap_dns_pfds;
 
 	struct mitm_flow **flows;         /* NULL holes only inside mitm_poll_done */
 	uint64_t next_flow_id;
@@ -120,16 +157,29 @@ struct mitm {
 };
 
 /* policy.c */
-int allow_parse(struct mitm *m, char **hosts, size_t n, struct ml_err *e);
-void allow_free(struct mitm *m);
-/* True if name matches a name entry of the allow-list (worth learning). */
+/* The policy's verdict, reported as an event (cfg.event) and counted by the caller. */
+void policy_event(struct mitm *m, bool blocked, bool dns, const struct sockaddr_in *dst, const char *host,
+		  uint16_t qtype, const char *reason);
+/* True if name matches a name-capable entry of the allow-list (worth learning, may be asked). */
 bool allow_wants_name(const struct mitm *m, const char *name);
+
+/* allowlist.c */
+/* Parses hosts (each checked by mitm_allow_host_check; blanks and repeats dropped) into a new
+ * array. Returns 0 or -errno with e set; *out is NULL for an empty list. */
+int allow_parse(char *const *hosts, size_t n, struct allow_entry **out, size_t *n_out, struct ml_err *e);
+void allow_entries_free(struct allow_entry *a, size_t n);
+/* The names table exists once any entry can match names (or --add-host pairs exist). */
+int allow_ensure_names(struct mitm *m);
 /* Where an allowed flow to orig really connects (gateway -> 127.0.0.1, DNS alias -> dns[0]). */
 void policy_upstream(const struct mitm *m, const struct sockaddr_in *orig, struct sockaddr_in *up);
 /* Lower-cases src into dst (cap bytes) without a trailing dot; false if empty or too long. */
 bool host_normalize(const char *src, char *dst, size_t cap);
 
 /* names.c */
+/* The allowed name a CNAME target stands for, or NULL. */
+const char *alias_origin(const struct mitm *m, const char *name, int64_t now_ms);
+void alias_add(struct mitm *m, const char *name, const char *origin, int64_t expires_ms);
+void aliases_free(struct mitm *m);
 /* n_fixed: room for that many permanent pairs (added with expires_ms = NAMES_FOREVER). */
 int names_init(struct names *t, uint32_t n_fixed);
 void names_free(struct names *t);
@@ -144,8 +194,9 @@ const char *names_next(const struct names *t, uint32_t addr, int64_t now_ms, int
  * guest must see a reset). */
 enum side { SIDE_NONE, SIDE_GUEST, SIDE_UPSTREAM };
 void flows_free_all(struct mitm *m);
-/* Starts a nonblocking connect for f (TCP_NODELAY): 1 = connected, 0 = in progress, -errno. */
-int flow_connect(struct mitm_flow *f, const struct sockaddr_in *up);
+/* Starts a nonblocking connect for f (TCP_NODELAY, socket buffers from the VM's budget):
+ * 1 = connected, 0 = in progress, -errno. */
+int flow_connect(struct mitm *m, struct mitm_flow *f, const struct sockaddr_in *up);
 /* 0 once an in-progress connect succeeded, else the errno it failed with. */
 int flow_so_error(int fd);
 /* Ends the flow: SIDE_UPSTREAM -> the guest gets RST (abort_flow) and the upstream RST;
@@ -158,5 +209,23 @@ struct mitm_flow *flow_by_id(struct mitm *m, uint64_t id);
 
 /* relay.c: the plain relay (connect at once, splice both ways) */
 extern const struct flow_ops relay_ops;
+
+/* hostaddr.c: this host's own addresses (always blocked), re-read when they change */
+int hostaddr_read(struct mitm *m, struct ml_err *e);
+void hostaddr_watch_open(struct mitm *m);
+void hostaddr_free(struct mitm *m);
+
+/* sockbuf.c: a per-VM budget for upstream socket buffers */
+/* Sets SO_SNDBUF and SO_RCVBUF on fd (before connect) from what the budget has left; returns
+ * the bytes charged (to give back with sockbuf_release). */
+void sockbuf_init(struct mitm *m);
+uint32_t sockbuf_apply(struct mitm *m, int fd);
+void sockbuf_release(struct mitm *m, uint32_t charged);
+
+/* dnsflow.c: TCP DNS to the configured servers, filtered like UDP */
+/* True if a flow to orig must be served by dnsflow (port 53 of the alias or a server). */
+bool dnsflow_wants(const struct mitm *m, const struct sockaddr_in *orig);
+void dnsflow_start(struct mitm *m, int fd, const struct sockaddr_in *gsrc, const struct sockaddr_in *odst);
+void dnsflow_free_all(struct mitm *m);
 
 #endif

@@ -1,7 +1,6 @@
 /* mitm/mitm.c - creation, teardown and counters of the per-VM flow handler. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,51 +24,29 @@ static void set_defaults(struct mitm_config *c)
 		c->half_close_ms = 300000;
 	if (!c->max_flows)
 		c->max_flows = 1024;
+	if (!c->upstream_buf_budget)
+		c->upstream_buf_budget = SOCKBUF_BUDGET_DEFAULT;
 	if (c->n_dns > MITM_MAX_DNS)
 		c->n_dns = MITM_MAX_DNS;
 }
 
-/* The host's own IPv4 addresses, read once: a guest must not reach the host's services by
- * dialing its LAN address (only the opt-in gateway mapping leads to the host). */
-static int read_host_addrs(struct mitm *m, struct ml_err *e)
+/* --add-host pairs are kept (copied) for the names table, which may only be needed once an
+ * entry that matches names is added while the VM runs. */
+static int copy_add_hosts(struct mitm *m, const struct mitm_config *cfg)
 {
-	struct ifaddrs *ifa, *i;
-	size_t n = 0;
-
-	if (getifaddrs(&ifa) < 0)
-		return ml_err_set(e, -errno, "mitm: getifaddrs");
-	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
-			n++;
-	m->host_addrs = calloc(n ? n : 1, sizeof(*m->host_addrs));
-	if (!m->host_addrs) {
-		freeifaddrs(ifa);
-		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
-	}
-	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
-			m->host_addrs[m->n_host_addrs++] =
-				ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
-	freeifaddrs(ifa);
-	return 0;
-}
-
-static int learn_add_hosts(struct mitm *m, const struct mitm_config *cfg, struct ml_err *e)
-{
-	char norm[NAME_MAX_LEN + 1];
-
-	if (!m->allow_has_names)
-		return 0;  /* only literal entries: names can never matter */
-	if (names_init(&m->names, (uint32_t)cfg->n_add_hosts) < 0)
-		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
+	if (!cfg->n_add_hosts)
+		return 0;
+	m->add_hosts = calloc(cfg->n_add_hosts, sizeof(*m->add_hosts));
+	if (!m->add_hosts)
+		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_add_hosts; i++) {
 		const struct mitm_add_host *h = &cfg->add_hosts[i];
-
-		if (!h->host || !host_normalize(h->host, norm, sizeof(norm)) ||
-		    !allow_wants_name(m, norm))
+		char *copy;
+		if (!h->host)
 			continue;
-		if (names_add(&m->names, norm, ntohl(h->ip.s_addr), NAMES_FOREVER) < 0)
-			return ml_err_set(e, -ENOMEM, "mitm: out of memory");
+		if (!(copy = strdup(h->host)))
+			return -ENOMEM;
+		m->add_hosts[m->n_add_hosts++] = (struct mitm_add_host){ .host = copy, .ip = h->ip };
 	}
 	return 0;
 }
@@ -86,7 +63,7 @@ static int parse_allow(struct mitm *m, const struct mitm_config *cfg, struct ml_
 	for (size_t i = 0; ic && i < ic->n_secrets; i++)
 		k += ic->secrets[i].n_hosts;
 	if (!k)
-		return allow_parse(m, cfg->allow_hosts, n, e);
+		return allow_parse(cfg->allow_hosts, n, &m->allow, &m->n_allow, e);
 	if (!(all = calloc(n + k, sizeof(*all))))
 		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
 	if (n)
@@ -94,9 +71,26 @@ static int parse_allow(struct mitm *m, const struct mitm_config *cfg, struct ml_
 	for (size_t i = 0; i < ic->n_secrets; i++)
 		for (size_t j = 0; j < ic->secrets[i].n_hosts; j++)
 			all[n++] = ic->secrets[i].hosts[j];
-	r = allow_parse(m, all, n, e);
+	r = allow_parse(all, n, &m->allow, &m->n_allow, e);
 	free(all);
 	return r;
+}
+
+static int make(struct mitm *m, const struct mitm_config *cfg, struct ml_err *e)
+{
+	int r;
+
+	if (!(m->scratch = malloc(MITM_BUF_CAP)))
+		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
+	if ((r = parse_allow(m, cfg, e)) < 0)
+		return r;
+	if ((r = hostaddr_read(m, e)) < 0)
+		return r;
+	hostaddr_watch_open(m);
+	sockbuf_init(m);
+	if (copy_add_hosts(m, cfg) < 0 || allow_ensure_names(m) < 0)
+		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
+	return 0;
 }
 
 int mitm_new(const struct mitm_config *cfg, struct mitm **out, struct ml_err *e)
@@ -112,19 +106,14 @@ int mitm_new(const struct mitm_config *cfg, struct mitm **out, struct ml_err *e)
 	m->cfg.n_add_hosts = 0;
 	m->cfg.intercept = NULL;
 	m->extra_idx = -1;
+	m->watch_fd = -1;
 	set_defaults(&m->cfg);
 	m->gateway = ntohl(m->cfg.gateway.s_addr);
 	m->dns_alias = ntohl(m->cfg.dns_alias.s_addr);
 	m->st.bytes_per_flow_idle = sizeof(struct mitm_flow) + sizeof(struct mitm_flow *) +
 				    2 * sizeof(struct pollfd);
 	m->st.bytes_per_flow_max = m->st.bytes_per_flow_idle + 2 * MITM_BUF_CAP;
-	m->scratch = malloc(MITM_BUF_CAP);
-	if (!m->scratch)
-		r = ml_err_set(e, -ENOMEM, "mitm: out of memory");
-	else if ((r = parse_allow(m, cfg, e)) >= 0 && (r = read_host_addrs(m, e)) >= 0 &&
-		 (r = learn_add_hosts(m, cfg, e)) >= 0)
-		r = intercept_init(m, cfg, e);
-	if (r < 0) {
+	if ((r = make(m, cfg, e)) < 0 || (r = intercept_init(m, cfg, e)) < 0) {
 		mitm_free(m);
 		return r;
 	}
@@ -138,9 +127,14 @@ void mitm_free(struct mitm *m)
 		return;
 	flows_free_all(m);
 	intercept_free(m);
+	dnsflow_free_all(m);
 	names_free(&m->names);
-	allow_free(m);
-	free(m->host_addrs);
+	aliases_free(m);
+	allow_entries_free(m->allow, m->n_allow);
+	for (size_t i = 0; i < m->n_add_hosts; i++)
+		free((char *)m->add_hosts[i].host);
+	free(m->add_hosts);
+	hostaddr_free(m);
 	free(m->scratch);
 	free(m);
 }
@@ -149,4 +143,5 @@ void mitm_stats(const struct mitm *m, struct mitm_stats *st)
 {
 	*st = m->st;
 	st->flows_active = m->n_flows;
+	st->sockbuf_in_use = m->sockbuf_in_use;
 }

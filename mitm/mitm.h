@@ -1,14 +1,18 @@
 /* mitm/mitm.h - what happens to each guest TCP flow once slirpnet has turned it into a file
- * descriptor: the egress policy (allow-list globs, private ranges, always-blocked addresses)
- * and the upstream side: by default a plain relay (connect upstream, splice both
- * ways), or with interception the HTTP and TLS proxies (see the block at the end).
+ * descriptor: the egress policy (allow-list globs, private ranges, always-blocked addresses,
+ * which DNS questions may leave) and the upstream side: by default a plain relay (connect
+ * upstream, splice both ways), TCP DNS to the configured servers served message by message
+ * under the same DNS rules as UDP, or with interception the HTTP and TLS proxies (see the
+ * block at the end).
  *
  * Single-threaded like slirpnet: every call from the one thread running the network loop.
  *
  * Driving it (next to slirpnet, in the same poll):
  *   slirpnet's connect_check -> mitm_connect_check(); its flow callback -> mitm_flow();
- *   slirpnet's dns_answer callback -> mitm_dns_learn();
- *   mitm_poll_fill(m, &fds, &n, &timeout); poll(...); mitm_poll_done(m, fds, n);
+ *   slirpnet's dns_check -> mitm_dns_allowed(); its dns_answer -> mitm_dns_learn();
+ *   mitm_poll_fill(m, &fds, &n, &timeout); mitm_dns_poll_fill(m, &dfds, &dn, &timeout);
+ *   poll(...); mitm_poll_done(m, fds, n); mitm_dns_poll_done(m, dfds, dn);
+ *   mitm_host_watch_fd(m) readable -> mitm_host_watch_changed(m).
  */
 #ifndef ML_MITM_H
 #define ML_MITM_H
@@ -21,6 +25,7 @@
 #include <sys/socket.h>
 
 #include "base/err.h"
+#include "dnswire/dnswire.h"
 
 #define MITM_MAX_DNS 4
 
@@ -30,13 +35,24 @@ struct mitm_add_host {
 };
 
 struct mitm_intercept;
+/* Why a connection or a DNS question was refused or let through (cfg.event). */
+struct mitm_event {
+	bool dns;                 /* a DNS question (refused ones only), not a TCP connection */
+	bool blocked;
+	struct sockaddr_in dst;   /* connection: the guest's destination; DNS: the server */
+	const char *host;         /* DNS: the question; connection: the learned name an entry
+				   * matched, if that is how it was allowed; else NULL */
+	uint16_t qtype;           /* DNS */
+	const char *reason;       /* static text (README "Events") */
+};
 
 struct mitm_config {
-	/* --allow-host globs (upstream's allow-list syntax), each optionally followed by ":PORT" (our
-	 * extension: only that port). NULL or empty = every destination that passes the rest of
-	 * the policy. An exact IPv4 literal entry is an "explicit allow" of that address: it
-	 * lifts the private-range block and makes the gateway (10.0.2.2 -> the host's loopback)
-	 * reachable; it never lifts the always-blocked set. */
+	/* --allow-host entries "glob[:PORT]" (README "Allow-list entries"; each must pass
+	 * mitm_allow_host_check; blanks and repeats are dropped). NULL or empty = every
+	 * destination that passes the rest of the policy, and DNS unfiltered. An exact IPv4
+	 * literal entry is an "explicit allow" of that address: it lifts the private-range block
+	 * and makes the gateway (10.0.2.2 -> the host's loopback) reachable; it never lifts the
+	 * always-blocked set. A name entry without :PORT opens ports 80 and 443 only. */
 	char **allow_hosts;
 	size_t n_allow_hosts;
 	/* Refuse 10/8, 172.16/12, 192.168/16, 127/8, 169.254/16 destinations, whatever name the
@@ -54,6 +70,10 @@ struct mitm_config {
 	unsigned max_flows;          /* default 1024; beyond: the new guest fd is aborted at once */
 	/* Interception (below): NULL = every flow is relayed, checked by address only. */
 	const struct mitm_intercept *intercept;
+	/* Kernel buffers of all upstream sockets together (default 64 MiB; README "Upstream
+	 * socket buffers"): the first sockets autotune while the budget holds their maximum,
+	 * later ones get fixed SO_SNDBUF/SO_RCVBUF from what is left (16 KiB to 1 MiB each). */
+	size_t upstream_buf_budget;
 
 	/* The guest's connection must end with RST, not FIN: the upstream connect was refused,
 	 * unreachable or timed out, the upstream reset, or the flow table is full. Called just
@@ -61,12 +81,18 @@ struct mitm_config {
 	 * is only closed. Must not call back into this mitm. */
 	void (*abort_flow)(void *arg, const struct sockaddr_in *guest_src,
 			   const struct sockaddr_in *orig_dst);
+	/* Every policy verdict on a connection, and every refused DNS question. Called on the
+	 * network thread, synchronously: copy what you keep, and be quick. NULL = none. */
+	void (*event)(void *arg, const struct mitm_event *ev);
 	void *arg;
 };
 
 struct mitm_stats {
 	uint64_t flows_total, flows_active;
 	uint64_t denied_private, denied_blocked, denied_allowlist, denied_gateway;
+	uint64_t dns_refused;                /* questions refused (UDP and TCP) */
+	uint64_t dns_tcp_flows, dns_tcp_queries;  /* TCP DNS: flows served, queries forwarded */
+	uint64_t host_addr_reloads;          /* this host's addresses read again after a change */
 	uint64_t connect_failed, connect_timeout, reaped_idle, dropped_full;
 	uint64_t bytes_up, bytes_down;      /* guest -> upstream, upstream -> guest */
 	size_t bytes_per_flow_idle;          /* a flow's memory with nothing buffered */
@@ -77,6 +103,8 @@ struct mitm_stats {
 	uint64_t tls_guest_resumed, tls_upstream_handshakes, tls_upstream_resumed;
 	uint64_t upstream_parked, upstream_reused, upstream_retried;  /* the idle upstream pool */
 	uint64_t h2_connections;             /* intercepted flows bridged as HTTP/2 both ways */
+	size_t sockbuf_in_use;               /* upstream socket buffers charged to the budget now */
+	uint64_t sockbuf_fixed;              /* upstream sockets given fixed buffers (budget short) */
 };
 
 struct mitm;
@@ -87,32 +115,73 @@ void mitm_free(struct mitm *m);
 
 /* The policy for a new guest connection to dst (AF_INET). 0 = allow, -EACCES = deny. Cheap
  * and synchronous (no DNS lookups): names are known only through mitm_dns_learn(). In order:
- * always blocked (0/8, 127/8, 169.254/16, 224/4, 240/4, this host's addresses, the DNS alias
- * except port 53); the gateway (only with its literal in the list); TCP/53 to the alias or a
- * configured server; private ranges (if block_private_ips, unless a literal entry); the
- * allow-list (globs match the dotted address or an unexpired learned name). Each denial is
- * counted in stats.denied_*. */
+ * always blocked (0/8, 127/8, 169.254/16, 100.64/10, 168.63.129.16, 192.0.0/24, 198.18/15,
+ * 224/4, 240/4, this host's addresses, the DNS alias except port 53); the gateway (only with
+ * its literal in the list); TCP/53 to the alias or a configured server; private ranges (if
+ * block_private_ips, unless a literal entry); the allow-list (address entries match the
+ * dotted address, name entries an unexpired learned name, on their port: 80/443 without
+ * one). Each denial is counted in stats.denied_* and reported through cfg.event. */
 int mitm_connect_check(struct mitm *m, const struct sockaddr *dst);
 /* An allowed flow: fd (nonblocking AF_UNIX stream, the guest's end) is now owned by m. */
 void mitm_flow(struct mitm *m, int fd, const struct sockaddr_in *guest_src,
 	       const struct sockaddr_in *orig_dst);
-/* The guest's resolver was told that name has these addresses (slirpnet relays DNS answers):
- * an allow-list match on name makes the addresses allowed for ttl_s seconds (at least 60,
- * at most 86400), so a connection that follows a lookup is checked against the name. */
-void mitm_dns_learn(struct mitm *m, const char *name, const struct in_addr *addrs, size_t n,
-		    uint32_t ttl_s);
+
+/* May this DNS question go to server (a configured server)? With an empty allow-list, yes.
+ * Otherwise only class IN, types A, AAAA, CNAME, SVCB and HTTPS, for a host name that a
+ * name-capable entry matches (whatever its port) or that the answer to such a name CNAMEd to
+ * (for that answer's TTL). A refusal is counted (stats.dns_refused) and reported. */
+bool mitm_dns_allowed(struct mitm *m, const struct dnswire_query *q, const struct sockaddr_in *server);
+/* The guest's resolver was told what a says (slirpnet relays UDP answers, TCP ones pass
+ * here too): if an entry matches the name (or the name is a CNAME target of one that does),
+ * its addresses are allowed, under that allowed name, for a's TTL (at least 60 s, at most
+ * 86400 s), so a connection that follows a lookup is checked against the name; its CNAME
+ * targets become askable. */
+void mitm_dns_learn(struct mitm *m, const struct dnswire_answer *a);
+
+/* ---- the running list (callable any time on the network thread) ---- */
+enum mitm_allow_op { MITM_ALLOW_SET, MITM_ALLOW_ADD, MITM_ALLOW_DELETE };
+/* Changes the allow-list: SET replaces it, ADD appends the entries not in it yet, DELETE
+ * removes those in it (entries compare by their trimmed text; blanks are ignored). Every
+ * entry is checked first (mitm_allow_host_check): on an error nothing changes. New
+ * connections and DNS questions see the new list at once; open flows are left alone.
+ * *changed (if not NULL) gets a malloc'd NULL-terminated list of the entries really added or
+ * removed (SET: the new list). Returns 0 or -errno with e set. */
+int mitm_allow_update(struct mitm *m, enum mitm_allow_op op, char *const *hosts, size_t n,
+		      char ***changed, struct ml_err *e);
+/* The current list, as entered: a malloc'd NULL-terminated copy. 0 or -ENOMEM. */
+int mitm_allow_list(const struct mitm *m, char ***out);
+
+/* Checks one allow-list entry "glob[:PORT]" (README "Allow-list entries"): a host name, an
+ * IPv4 literal, an address glob ("93.184.*"), "*", or a name glob whose fixed part the guest
+ * cannot choose. Refused with a one-line message (-EINVAL): bad characters or port, empty
+ * labels, a '*' in the last label ("github.*" matches github.attacker.tld), a bare "*" label
+ * anywhere but first, or fewer than two whole labels after the last '*' ("*github.com"
+ * matches evilgithub.com, "*.com" every .com name). */
+int mitm_allow_host_check(const char *entry, struct ml_err *e);
+
+/* ---- this host's own addresses ---- */
+/* A netlink socket that becomes readable when this host's IPv4 addresses change, or -1 (then
+ * only those read at mitm_new are blocked; logged). */
+int mitm_host_watch_fd(const struct mitm *m);
+/* Call when that fd is readable: drains it and reads the addresses again. */
+void mitm_host_watch_changed(struct mitm *m);
 
 /* Same contract as slirpnet_poll_fill/poll_done: *fds is owned by m until the next call; the
  * slice may be copied into a bigger array as long as its order is kept. poll_done with n = 0
  * (poll failed) runs only the timers (connect timeout, idle and half-close reaping). */
 void mitm_poll_fill(struct mitm *m, struct pollfd **fds, size_t *n, int *timeout_ms);
 void mitm_poll_done(struct mitm *m, const struct pollfd *fds, size_t n);
+/* The same for the TCP DNS flows (a separate slice: the array is m's until the next call). */
+void mitm_dns_poll_fill(struct mitm *m, struct pollfd **fds, size_t *n, int *timeout_ms);
+void mitm_dns_poll_done(struct mitm *m, const struct pollfd *fds, size_t n);
 
 void mitm_stats(const struct mitm *m, struct mitm_stats *st);
 
-/* Host glob match, upstream's allow-list rules (exposed for the unit tests and the TLS/HTTP
- * proxy): "*", "*.x.y" (suffix, not the apex), "name.*" (prefix), other "*" wildcards, exact.
- * Unlike upstream, case-insensitive (DNS names are), and a trailing dot is ignored. */
+/* Host glob match (exposed for the unit tests and the proxy's Host/SNI checks): "*", "*.x.y"
+ * (suffix, not the apex), "name.*" (prefix), other "*" wildcards matching any run of
+ * characters dots included, exact. Case-insensitive (DNS names are), a trailing dot ignored.
+ * Entries are validated first (mitm_allow_host_check), so "name.*" never reaches it from a
+ * list. */
 bool mitm_host_glob_match(const char *pattern, const char *host);
 /* 1 if addr (network order) is in a --block-private-ips range. */
 bool mitm_ip_is_private(struct in_addr addr);
@@ -137,7 +206,7 @@ struct mitm_secret {
 
 /* One proxied exchange or one refusal (reference/rpc.md §5.15), on the network thread: copy
  * what you keep. Strings are never NULL. No secret value is ever in one. */
-struct mitm_event {
+struct mitm_http_event {
 	int64_t time_ms;             /* unix ms */
 	const char *method, *url, *host, *path;
 	int status;
@@ -162,7 +231,7 @@ struct mitm_intercept {
 	const char *callback_socket;        /* the SDK's hook socket (§8.2); NULL = none */
 	const char *audit_path;             /* egress.jsonl (one JSON line per decision); NULL = none */
 	/* Each event (best effort: the callee queues it, bounded). NULL = none. */
-	void (*event)(void *arg, const struct mitm_event *ev);
+	void (*event)(void *arg, const struct mitm_http_event *ev);
 	void *event_arg;
 	unsigned head_timeout_ms;      /* default 30000: a request head (or TLS handshake) must finish */
 	unsigned keepalive_ms;         /* default 300000: an idle connection between requests */

@@ -116,24 +116,82 @@ const char *names_next(const struct names *t, uint32_t addr, int64_t now_ms, int
 	return NULL;
 }
 
-void mitm_dns_learn(struct mitm *m, const char *name, const struct in_addr *addrs, size_t n,
-		    uint32_t ttl_s)
-{
-	char norm[NAME_MAX_LEN + 1];
-	int64_t expires;
+/* ---- CNAME targets of allowed names ---- */
 
-	/* Names the allow-list does not want would only crowd out ones it does. */
-	if (!m->names.e || !name || !host_normalize(name, norm, sizeof(norm)) ||
-	    !allow_wants_name(m, norm))
+const char *alias_origin(const struct mitm *m, const char *name, int64_t now_ms)
+{
+	for (size_t i = 0; i < ALIASES_MAX; i++)
+		if (m->aliases[i].name && m->aliases[i].expires_ms > now_ms && !strcmp(m->aliases[i].name, name))
+			return m->aliases[i].origin;
+	return NULL;
+}
+
+void alias_add(struct mitm *m, const char *name, const char *origin, int64_t expires_ms)
+{
+	struct alias *a;
+	char *n, *o;
+
+	for (size_t i = 0; i < ALIASES_MAX; i++) {
+		a = &m->aliases[i];
+		if (a->name && !strcmp(a->name, name) && !strcmp(a->origin, origin)) {
+			if (a->expires_ms < expires_ms)
+				a->expires_ms = expires_ms;
+			return;
+		}
+	}
+	n = strdup(name);
+	o = strdup(origin);
+	if (!n || !o) {
+		free(n);
+		free(o);
 		return;
+	}
+	a = &m->aliases[m->alias_ring];
+	m->alias_ring = (m->alias_ring + 1) % ALIASES_MAX;
+	free(a->name);
+	free(a->origin);
+	*a = (struct alias){ .name = n, .origin = o, .expires_ms = expires_ms };
+}
+
+void aliases_free(struct mitm *m)
+{
+	for (size_t i = 0; i < ALIASES_MAX; i++) {
+		free(m->aliases[i].name);
+		free(m->aliases[i].origin);
+		m->aliases[i] = (struct alias){ 0 };
+	}
+}
+
+static int64_t expiry(uint32_t ttl_s)
+{
 	if (ttl_s < NAMES_TTL_MIN_S)
 		ttl_s = NAMES_TTL_MIN_S;
 	if (ttl_s > NAMES_TTL_MAX_S)
 		ttl_s = NAMES_TTL_MAX_S;
-	expires = mitm_clock_ms() + (int64_t)ttl_s * 1000;
-	for (size_t i = 0; i < n; i++)
-		if (names_add(&m->names, norm, ntohl(addrs[i].s_addr), expires) < 0) {
-			ml_warn("mitm: out of memory learning %s", norm);
+	return mitm_clock_ms() + (int64_t)ttl_s * 1000;
+}
+
+void mitm_dns_learn(struct mitm *m, const struct dnswire_answer *a)
+{
+	char norm[NAME_MAX_LEN + 1], origin[NAME_MAX_LEN + 1];
+	const char *o;
+
+	/* Names the allow-list does not want would only crowd out ones it does. A CNAME target
+	 * of a wanted name counts as that name: the guest may have asked for it directly. */
+	if (!m->names.e || !host_normalize(a->name, norm, sizeof(norm)))
+		return;
+	if (allow_wants_name(m, norm))
+		o = norm;
+	else if ((o = alias_origin(m, norm, mitm_clock_ms())))
+		o = strcpy(origin, o);
+	else
+		return;
+	for (size_t i = 0; i < a->n_chain; i++)
+		if (strcmp(a->chain[i], o))
+			alias_add(m, a->chain[i], o, expiry(a->chain_ttl_s));
+	for (size_t i = 0; i < a->n; i++)
+		if (names_add(&m->names, o, ntohl(a->addrs[i].s_addr), expiry(a->ttl_s)) < 0) {
+			ml_warn("mitm: out of memory learning %s", o);
 			return;
 		}
 }

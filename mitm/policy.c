@@ -35,18 +35,27 @@ bool mitm_ip_is_private(struct in_addr addr)
 }
 
 /* Addresses no entry can open: "this network", loopback, link-local (cloud metadata lives at
- * 169.254.169.254), multicast, reserved and broadcast, and the host's own interfaces (their
- * services are the host's, reachable only through the gateway mapping the user opts into). */
-static bool always_blocked(const struct mitm *m, uint32_t ip)
+ * 169.254.169.254), carrier-grade NAT (tailnets' 100.x addresses, and Alibaba's metadata at
+ * 100.100.100.200), Azure's WireServer, IETF protocol assignments, the benchmarking range
+ * (often a lab's or a cloud provider's internal network), multicast, reserved and broadcast,
+ * and the host's own interfaces (their services are the host's, reachable only through the
+ * gateway mapping the user opts into). Returns why, or NULL. */
+static const char *always_blocked(const struct mitm *m, uint32_t ip)
 {
-	if (in_net(ip, 0, 8) || in_net(ip, IP4(127, 0, 0, 0), 8) ||
-	    in_net(ip, IP4(169, 254, 0, 0), 16) || in_net(ip, IP4(224, 0, 0, 0), 4) ||
-	    in_net(ip, IP4(240, 0, 0, 0), 4))
-		return true;
+	static const struct { uint32_t net; unsigned bits; } ranges[] = {
+		{ IP4(0, 0, 0, 0), 8 }, { IP4(127, 0, 0, 0), 8 }, { IP4(169, 254, 0, 0), 16 },
+		{ IP4(100, 64, 0, 0), 10 }, { IP4(100, 100, 100, 200), 32 }, { IP4(168, 63, 129, 16), 32 },
+		{ IP4(192, 0, 0, 0), 24 }, { IP4(198, 18, 0, 0), 15 }, { IP4(224, 0, 0, 0), 4 },
+		{ IP4(240, 0, 0, 0), 4 },
+	};
+
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (in_net(ip, ranges[i].net, ranges[i].bits))
+			return "always blocked";
 	for (size_t i = 0; i < m->n_host_addrs; i++)
 		if (m->host_addrs[i] == ip)
-			return true;
-	return false;
+			return "host address";
+	return NULL;
 }
 
 bool host_normalize(const char *src, char *dst, size_t cap)
@@ -114,74 +123,13 @@ bool mitm_host_glob_match(const char *pattern, const char *host)
 	return hlen == plen && ieq(host, pattern, plen);
 }
 
-static int parse_entry(const char *s, struct allow_entry *a, struct ml_err *e)
-{
-	const char *colon = strrchr(s, ':');
-	char host[NAME_MAX_LEN + 1], *end;
-	size_t hlen = strlen(s);
-	struct in_addr ip;
-
-	/* One colon = glob:port. Several = an IPv6 literal, kept whole: it can never match an
-	 * IPv4 flow (the guest has no IPv6), so it is harmless. */
-	if (colon && strchr(s, ':') == colon) {
-		unsigned long port;
-
-		errno = 0;
-		port = strtoul(colon + 1, &end, 10);
-		if (!isdigit((unsigned char)colon[1]) || *end || errno || port < 1 || port > 65535)
-			return ml_err_set(e, -EINVAL, "invalid allow-host \"%s\": bad port", s);
-		a->port = (uint16_t)port;
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen > NAME_MAX_LEN)
-		return ml_err_set(e, -EINVAL, "invalid allow-host \"%s\": too long", s);
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (!host_normalize(host, host, sizeof(host)))
-		return ml_err_set(e, -EINVAL, "invalid allow-host \"%s\": empty host", s);
-	a->glob = strdup(host);
-	if (!a->glob)
-		return ml_err_set(e, -ENOMEM, "allow-host: out of memory");
-	if (inet_pton(AF_INET, a->glob, &ip) == 1) {
-		a->is_ip = true;
-		a->ip = ntohl(ip.s_addr);
-	}
-	return 0;
-}
-
-int allow_parse(struct mitm *m, char **hosts, size_t n, struct ml_err *e)
-{
-	if (!n)
-		return 0;
-	m->allow = calloc(n, sizeof(*m->allow));
-	if (!m->allow)
-		return ml_err_set(e, -ENOMEM, "allow-host: out of memory");
-	for (size_t i = 0; i < n; i++) {
-		int r = parse_entry(hosts[i], &m->allow[i], e);
-
-		m->n_allow = i + 1;  /* so allow_free frees a partial list */
-		if (r < 0)
-			return r;
-		if (!m->allow[i].is_ip)
-			m->allow_has_names = true;
-	}
-	return 0;
-}
-
-void allow_free(struct mitm *m)
-{
-	for (size_t i = 0; i < m->n_allow; i++)
-		free(m->allow[i].glob);
-	free(m->allow);
-	m->allow = NULL;
-	m->n_allow = 0;
-}
-
 bool allow_wants_name(const struct mitm *m, const char *name)
 {
-	for (size_t i = 0; i < m->n_allow; i++)
-		if (!m->allow[i].is_ip && mitm_host_glob_match(m->allow[i].glob, name))
+	for (size_t i = 0; i < m->n_allow; i++) {
+		const struct allow_entry *a = &m->allow[i];
+		if ((a->kind == ENTRY_NAME || a->kind == ENTRY_ANY) && mitm_host_glob_match(a->glob, name))
 			return true;
+	}
 	return false;
 }
 
@@ -190,23 +138,31 @@ static bool port_ok(const struct allow_entry *a, uint16_t port)
 	return !a->port || a->port == port;
 }
 
+/* A name entry reached through DNS opens only its own port, or the web's two without one:
+ * the name's zone chooses the address, so a name must not also open every port there. */
+static bool name_port_ok(const struct allow_entry *a, uint16_t port)
+{
+	return a->port ? a->port == port : port == 80 || port == 443;
+}
+
 /* An IPv4-literal entry for exactly ip (and this port): lifts the private and gateway blocks. */
 static bool explicit_allow(const struct mitm *m, uint32_t ip, uint16_t port)
 {
 	for (size_t i = 0; i < m->n_allow; i++)
-		if (m->allow[i].is_ip && m->allow[i].ip == ip && port_ok(&m->allow[i], port))
+		if (m->allow[i].kind == ENTRY_IP && m->allow[i].ip == ip && port_ok(&m->allow[i], port))
 			return true;
 	return false;
 }
 
-/* Entries match the dotted address itself (literals, "*", "93.184.*") or a name the guest
- * learned for it that has not expired. */
-static bool allow_list_match(const struct mitm *m, uint32_t ip, uint16_t port)
+/* Address entries (literals, address globs, "*") match the dotted address; name entries a
+ * name learned for it that has not expired. *via: the name that matched, if one did. */
+static bool allow_list_match(const struct mitm *m, uint32_t ip, uint16_t port, const char **via)
 {
 	struct in_addr a = { .s_addr = htonl(ip) };
 	char dotted[INET_ADDRSTRLEN];
 	int64_t now = mitm_clock_ms();
 
+	*via = NULL;
 	if (!m->n_allow)
 		return true;
 	inet_ntop(AF_INET, &a, dotted, sizeof(dotted));
@@ -215,15 +171,18 @@ static bool allow_list_match(const struct mitm *m, uint32_t ip, uint16_t port)
 		int32_t cur = NAMES_ITER_START;
 		const char *name;
 
-		if (!port_ok(ae, port))
+		if (ae->kind == ENTRY_IP || ae->kind == ENTRY_ADDR_GLOB || ae->kind == ENTRY_ANY) {
+			if (port_ok(ae, port) && mitm_host_glob_match(ae->glob, dotted))
+				return true;
 			continue;
-		if (mitm_host_glob_match(ae->glob, dotted))
-			return true;
-		if (ae->is_ip)
+		}
+		if (ae->kind != ENTRY_NAME || !name_port_ok(ae, port))
 			continue;
 		while ((name = names_next(&m->names, ip, now, &cur)))
-			if (mitm_host_glob_match(ae->glob, name))
+			if (mitm_host_glob_match(ae->glob, name)) {
+				*via = name;
 				return true;
+			}
 	}
 	return false;
 }
@@ -236,39 +195,89 @@ static bool is_dns_server(const struct mitm *m, uint32_t ip)
 	return false;
 }
 
-static int deny(uint64_t *counter, uint32_t ip, uint16_t port, const char *why)
+void policy_event(struct mitm *m, bool blocked, bool dns, const struct sockaddr_in *dst, const char *host,
+		  uint16_t qtype, const char *reason)
 {
+	struct mitm_event ev = { .dns = dns, .blocked = blocked, .host = host, .qtype = qtype, .reason = reason };
+
+	if (!m->cfg.event)
+		return;
+	if (dst)
+		ev.dst = *dst;
+	m->cfg.event(m->cfg.arg, &ev);
+}
+
+static int deny(struct mitm *m, uint64_t *counter, const struct sockaddr_in *dst, const char *why)
+{
+	uint32_t ip = dst ? ntohl(dst->sin_addr.s_addr) : 0;
+
 	(*counter)++;
-	ml_debug("mitm: deny %u.%u.%u.%u:%u (%s)", ip >> 24, ip >> 16 & 255, ip >> 8 & 255,
-		 ip & 255, port, why);
+	ml_debug("mitm: deny %u.%u.%u.%u:%u (%s)", ip >> 24, ip >> 16 & 255, ip >> 8 & 255, ip & 255,
+		 dst ? ntohs(dst->sin_port) : 0, why);
+	policy_event(m, true, false, dst, NULL, 0, why);
 	return -EACCES;
+}
+
+static int allow(struct mitm *m, const struct sockaddr_in *dst, const char *via, const char *why)
+{
+	policy_event(m, false, false, dst, via, 0, why);
+	return 0;
 }
 
 int mitm_connect_check(struct mitm *m, const struct sockaddr *dst)
 {
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)dst;
+	const char *why, *via;
 	uint32_t ip;
 	uint16_t port;
 
 	if (!dst || dst->sa_family != AF_INET)
-		return deny(&m->st.denied_blocked, 0, 0, "not IPv4");
+		return deny(m, &m->st.denied_blocked, NULL, "not IPv4");
 	ip = ntohl(sin->sin_addr.s_addr);
 	port = ntohs(sin->sin_port);
-	if (always_blocked(m, ip))
-		return deny(&m->st.denied_blocked, ip, port, "always blocked");
+	if ((why = always_blocked(m, ip)))
+		return deny(m, &m->st.denied_blocked, sin, why);
 	if (ip == m->dns_alias && (port != 53 || !m->cfg.n_dns))
-		return deny(&m->st.denied_blocked, ip, port, "DNS alias, not TCP/53");
+		return deny(m, &m->st.denied_blocked, sin, "DNS alias, not TCP/53");
 	if (ip == m->gateway)
-		return explicit_allow(m, ip, port) ? 0 : deny(&m->st.denied_gateway, ip, port, "gateway");
+		return explicit_allow(m, ip, port) ? allow(m, sin, NULL, "gateway allowed")
+						   : deny(m, &m->st.denied_gateway, sin, "gateway");
 	if (intercept_port(m, port))
-		return 0;   /* checked by name once the proxy has read the Host or the SNI */
+		return 0;   /* checked by name once the proxy has read the Host or the SNI (its events) */
 	if (port == 53 && (ip == m->dns_alias || is_dns_server(m, ip)))
-		return 0;
+		return allow(m, sin, NULL, "DNS server");
 	if (m->cfg.block_private_ips && mitm_ip_is_private(sin->sin_addr) && !explicit_allow(m, ip, port))
-		return deny(&m->st.denied_private, ip, port, "private");
-	if (!allow_list_match(m, ip, port))
-		return deny(&m->st.denied_allowlist, ip, port, "not in the allow-list");
-	return 0;
+		return deny(m, &m->st.denied_private, sin, "private address");
+	if (!allow_list_match(m, ip, port, &via))
+		return deny(m, &m->st.denied_allowlist, sin, "host not in allowlist");
+	return allow(m, sin, via, m->n_allow ? "allowlist" : "no allowlist");
+}
+
+static bool dns_type_ok(const struct dnswire_query *q)
+{
+	return q->qclass == DNSWIRE_CLASS_IN &&
+	       (q->qtype == DNSWIRE_TYPE_A || q->qtype == DNSWIRE_TYPE_AAAA || q->qtype == DNSWIRE_TYPE_CNAME ||
+		q->qtype == DNSWIRE_TYPE_SVCB || q->qtype == DNSWIRE_TYPE_HTTPS);
+}
+
+bool mitm_dns_allowed(struct mitm *m, const struct dnswire_query *q, const struct sockaddr_in *server)
+{
+	const char *why = NULL;
+
+	if (!m->n_allow)
+		return true;
+	if (!q->host_name)
+		why = "DNS name not a host name";
+	else if (!dns_type_ok(q))
+		why = "DNS type not allowed";
+	else if (!allow_wants_name(m, q->name) && !alias_origin(m, q->name, mitm_clock_ms()))
+		why = "DNS name not in allowlist";
+	if (!why)
+		return true;
+	m->st.dns_refused++;
+	ml_debug("mitm: DNS refused: %s type %u (%s)", q->host_name ? q->name : "?", q->qtype, why);
+	policy_event(m, true, true, server, q->host_name ? q->name : NULL, q->qtype, why);
+	return false;
 }
 
 void policy_upstream(const struct mitm *m, const struct sockaddr_in *orig, struct sockaddr_in *up)
@@ -305,13 +314,22 @@ bool policy_addr_explicit(const struct mitm *m, uint32_t ip, uint16_t port)
 	return explicit_allow(m, ip, port);
 }
 
-/* By name (the Host / SNI the guest asked for): the allow-list globs, nothing learned. */
+/* By name (the Host / SNI the guest asked for, or the dotted address without one): the
+ * allow-list's globs, nothing learned. Name entries match names, address entries addresses. */
 bool policy_name_allowed(const struct mitm *m, const char *host, uint16_t port)
 {
+	struct in_addr lit;
+	bool is_addr = inet_pton(AF_INET, host, &lit) == 1;
+
 	if (!m->n_allow)
 		return true;
-	for (size_t i = 0; i < m->n_allow; i++)
-		if (port_ok(&m->allow[i], port) && mitm_host_glob_match(m->allow[i].glob, host))
+	for (size_t i = 0; i < m->n_allow; i++) {
+		const struct allow_entry *a = &m->allow[i];
+		bool kind_ok = a->kind == ENTRY_ANY || (is_addr ? a->kind == ENTRY_IP || a->kind == ENTRY_ADDR_GLOB
+							       : a->kind == ENTRY_NAME);
+
+		if (kind_ok && port_ok(a, port) && mitm_host_glob_match(a->glob, host))
 			return true;
+	}
 	return false;
 }

@@ -18,14 +18,16 @@
 #include "mitm/proxy.h"
 #include "mitm/tls.h"
 
-static void drop(struct intercept *ic, unsigned i)
+static void drop(struct mitm *m, unsigned i)
 {
+	struct intercept *ic = m->icpt;
 	struct pooled *p = &ic->pool[i];
 
 	if (p->tls)
 		gnutls_deinit(p->tls);
 	if (p->fd >= 0)
 		close(p->fd);
+	sockbuf_release(m, p->sockbuf);
 	ic->pool[i] = ic->pool[--ic->n_pool];
 }
 
@@ -48,7 +50,7 @@ void pool_park(struct mitm *m, struct hx *hx)
 	    ep_out_pending(&hx->u) || hx->u.eof || hx->u.err || hx->u.close_after)
 		return;
 	if (ic->n_pool == POOL_MAX)
-		drop(ic, 0);   /* the oldest (entries are appended) */
+		drop(m, 0);   /* the oldest (entries are appended) */
 	{
 		struct linger l = { 0 };
 
@@ -58,10 +60,11 @@ void pool_park(struct mitm *m, struct hx *hx)
 	p = &ic->pool[ic->n_pool++];
 	*p = (struct pooled){ .fd = hx->f->ufd, .tls = hx->u.tls, .https = hx->https,
 			      .offered_h2 = hx->u_offered_h2, .port = hx->tgt.port, .dial = hx->tgt.dial,
-			      .since_ms = m->now_ms };
+			      .sockbuf = hx->f->sockbuf, .since_ms = m->now_ms };
 	memcpy(p->host, hx->tgt.host, sizeof(p->host));
 	memcpy(p->sni, hx->upstream_sni, sizeof(p->sni));
 	hx->f->ufd = -1;
+	hx->f->sockbuf = 0;
 	hx->u.tls = NULL;
 	hx->up = UP_NONE;
 	m->st.upstream_parked++;
@@ -77,6 +80,7 @@ bool pool_take(struct mitm *m, struct hx *hx)
 		if (!same(p, hx))
 			continue;
 		hx->f->ufd = p->fd;
+		hx->f->sockbuf = p->sockbuf;
 		hx->u.tls = p->tls;
 		hx->u_offered_h2 = p->offered_h2;
 		hx->u.hs_done = true;
@@ -84,7 +88,8 @@ bool pool_take(struct mitm *m, struct hx *hx)
 			tls_rebind(&hx->u);
 		p->fd = -1;
 		p->tls = NULL;
-		drop(ic, i);
+		p->sockbuf = 0;
+		drop(m, i);
 		hx->up = UP_READY;
 		hx->u_from_pool = true;
 		m->st.upstream_reused++;
@@ -117,12 +122,12 @@ void pool_poll_done(struct mitm *m, const struct pollfd *fds, size_t n)
 
 		/* an idle upstream that speaks (or closes) is not idle any more */
 		if (spoke || p->since_ms + POOL_IDLE_MS <= m->now_ms)
-			drop(ic, i);
+			drop(m, i);
 	}
 }
 
-void pool_free_all(struct intercept *ic)
+void pool_free_all(struct mitm *m)
 {
-	while (ic->n_pool)
-		drop(ic, ic->n_pool - 1);
+	while (m->icpt->n_pool)
+		drop(m, m->icpt->n_pool - 1);
 }

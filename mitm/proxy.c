@@ -74,7 +74,7 @@ void hx_emit(struct mitm *m, struct hx *hx, bool blocked, const char *reason)
 		p += strcspn(p, "/?");
 	}
 	path = strndup(p, path_len(p));
-	struct mitm_event ev = {
+	struct mitm_http_event ev = {
 		.time_ms = real_ms(),
 		.method = hx->x.method ? hx->x.method : "",
 		.url = full ? full : url,
@@ -199,7 +199,7 @@ int hx_upstream_start(struct mitm *m, struct hx *hx)
 	hx->up_t0 = m->now_ms;
 	if (!hx->no_pool && pool_take(m, hx))
 		return 0;   /* an idle connection to the same place: no connect, no handshake */
-	r = flow_connect(hx->f, &hx->tgt.dial);
+	r = flow_connect(m, hx->f, &hx->tgt.dial);
 	if (r < 0) {
 		up_failed(m, hx, 502, "upstream connect failed: %s", strerror(-r));
 		return r;

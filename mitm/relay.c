@@ -203,7 +203,7 @@ static bool relay_start(struct mitm *m, struct mitm_flow *f)
 	int r;
 
 	policy_upstream(m, &f->odst, &up);
-	if ((r = flow_connect(f, &up)) < 0) {
+	if ((r = flow_connect(m, f, &up)) < 0) {
 		ml_debug("mitm: connect to %s:%u: %s", inet_ntoa(up.sin_addr), ntohs(up.sin_port),
 			 strerror(-r));
 		m->st.connect_failed++;

@@ -15,11 +15,14 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "rpc/sandbox_internal.h"
+#include "rpc/vmstate.h"
 
 void sb_fail(struct sandbox *sb, const struct ml_err *e)
 {
 	if (sb->state == SB_READY || sb->state == SB_FAILED)
 		return;
+	if (sb->state == SB_BOOTING && sb->state_dir)
+		vmstate_phase(sb->state_dir, sb->id, "start_failed", e->msg);
 	sb->state = SB_FAILED;
 	if (sb->boot_timer)
 		ml_loop_cancel(sb->loop, sb->boot_timer);
@@ -96,6 +99,7 @@ static void on_ready(void *arg)
 	if (sb->state != SB_BOOTING)
 		return;
 	sb->state = SB_READY;
+	vmstate_phase(sb->state_dir, sb->id, "running", NULL);
 	ml_loop_cancel(sb->loop, sb->boot_timer);
 	sb->boot_timer = 0;
 	ml_logger_printf(sb->log, ML_LOG_INFO, "sandbox %s ready", sb->id);
@@ -103,9 +107,13 @@ static void on_ready(void *arg)
 		sb->ev->ready(sb->arg, sb);
 }
 
+/* The agent's line names what failed and why (a disk's mount error carries the kernel's
+ * reason): one line, without the console's tail. */
 static void on_config_failed(void *arg, const char *msg)
 {
-	boot_fail(arg, -EIO, "guest setup failed: %s", msg);
+	struct ml_err e = { 0 };
+	ml_err_set(&e, -EIO, "guest setup failed: %s", msg);
+	sb_fail(arg, &e);
 }
 
 static void on_agent_log(void *arg, const char *line)
@@ -154,7 +162,7 @@ static void on_ctl_io(struct ml_loop *l, int fd, short rev, void *arg)
 
 static void watch_ctl(struct sandbox *sb)
 {
-	short ev = POLLIN | (ctl_wants_write(sb->ctl) ? POLLOUT : 0);
+	short ev = (ctl_wants_read(sb->ctl) ? POLLIN : 0) | (ctl_wants_write(sb->ctl) ? POLLOUT : 0);
 	ml_loop_watch(sb->loop, vmm_ctl_fd(sb->vm), ev, on_ctl_io, sb);
 }
 
@@ -209,6 +217,17 @@ static int fill_config(struct sandbox *sb)
 		sb->pcfg.cpu_quota_us = (uint32_t)(o->cpus * 100000.0);
 	sb->pcfg.network = o->network;
 	sb->pcfg.mtu = o->network ? o->mtu : 0;
+	int r = sandbox_disks_config(sb->disks, &sb->pcfg, NULL);
+	if (r < 0)
+		return r;
+	if (sb->vfs) {
+		/* files the guest never chowned belong to the run's user: -u, else the image's USER */
+		const char *owner = vfs_owner_spec(sb->vfs) ? vfs_owner_spec(sb->vfs) : sb->img->config.user;
+		sb->pcfg.ws_path = strdup(vfs_workspace(sb->vfs));
+		sb->pcfg.ws_owner = owner && *owner ? strdup(owner) : NULL;
+		if (!sb->pcfg.ws_path)
+			return -ENOMEM;
+	}
 	if (sb->ca_cert && !(sb->pcfg.ca_pem = strdup(sb->ca_cert)))
 		return -ENOMEM;
 	return 0;
@@ -246,7 +265,10 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 		.rootfs = sb->prep.rootfs, .scratch = sb->prep.scratch, .vcpus = (unsigned)ceil(o->cpus),
 		.mem_mb = o->mem_mb, .accel = vmm_accel_choose(s->accel, reason, sizeof(reason)),
 		.network = o->network, .log = sb->log, .engine = s->engine, .qemu_user_net = s->qemu_user_net,
+		.files = sb->vfs != NULL,
 	};
+	vmstate_phase(sb->state_dir, sb->id, "starting", NULL);
+	vc.drives = sandbox_disks_drives(sb->disks, &vc.n_drives);
 	/* the engine's command line and the accelerator's reason belong in this VM's log */
 	struct ml_logger *prev = ml_logger_bind_thread(sb->log);
 	int r = vmm_start(&vc, &sb->vm, e);
@@ -255,6 +277,8 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 		return ml_err_wrap(e, "starting sandbox");
 	if ((r = start_network(sb, e)) < 0)
 		return r;
+	if (sb->vfs && (r = vfs_start(sb->vfs, vmm_chan_fd(sb->vm, VMM_CHAN_FILES), e)) < 0)
+		return ml_err_wrap(e, "starting sandbox");
 	r = ctl_new(vmm_ctl_fd(sb->vm), &sandbox_ctl_ops, sb, &sb->ctl);
 	if (r < 0)
 		return ml_err_set(e, r, "starting sandbox: out of memory");
@@ -265,15 +289,37 @@ int sb_boot_start(struct sandbox *sb, struct ml_err *e)
 	return 0;
 }
 
+void sandbox_kick(struct sandbox *sb)
+{
+	if (sb->ctl && sb->vm && !sb->dead)
+		watch_ctl(sb);
+}
+
+struct net *sandbox_net(struct sandbox *sb) { return sb->net; }
+
+int sandbox_shutdown(struct sandbox *sb)
+{
+	if (!sb->ctl || sb->dead)
+		return -EPIPE;
+	int r = ctl_shutdown(sb->ctl);
+	sandbox_kick(sb);
+	return r;
+}
+
 void sb_boot_teardown(struct sandbox *sb)
 {
 	/* the network first: its counters are then final, and its thread is gone before the
 	 * engine's fd is closed */
 	net_stop(sb->net);
 	sb->net = NULL;
+	/* the workspace's workers hold the files channel's fd: they end before it closes */
+	vfs_stop(sb->vfs);
 	if (sb->vm) {
 		ml_loop_unwatch(sb->loop, vmm_ctl_fd(sb->vm));
 		ml_loop_unwatch(sb->loop, vmm_console_fd(sb->vm));
+		/* writes still in the guest's page cache would be lost by a kill */
+		if (sandbox_disks_writable(sb->disks) && sb->ctl && !sb->dead && sb->configured)
+			sandbox_guest_poweroff(sb->ctl, sb->vm, 10000);
 		vmm_kill(sb->vm);
 		vmm_console_pump(sb->vm);
 	}
@@ -284,4 +330,7 @@ void sb_boot_teardown(struct sandbox *sb)
 	sb->ctl = NULL;
 	vmm_free(sb->vm);
 	sb->vm = NULL;
+	/* only now: the engine that had the disks open is gone */
+	sandbox_disks_release(sb->disks);
+	sb->disks = NULL;
 }

@@ -4,20 +4,27 @@
  * (vmm_netstream), the frame layer and libslirp (slirpnet, which is not thread-safe) and the
  * flow handler (mitm). Each round it polls, in one array: a wake-up eventfd (stop), the
  * engine socket, slirpnet's fds (libslirp's sockets, DNS) and mitm's fds (both ends of every
- * relayed flow). After poll:
+ * relayed flow, TCP DNS flows), the control eventfd (rpc/netctl.c) and the netlink socket that
+ * says this host's addresses changed. After poll:
  *   1. slirpnet_poll_done: libslirp reads/writes flow sockets, DNS replies are relayed (and
  *      their A records learned by mitm), timers run;
- *   2. mitm_poll_done: bytes are spliced between guest flows and upstream sockets;
+ *   2. mitm_poll_done, mitm_dns_poll_done: bytes are spliced between guest flows and upstream
+ *      sockets; TCP DNS queries are answered or forwarded;
  *   3. the engine socket: every whole frame goes to slirpnet_input_frame (which may hand a
- *      new flow to mitm_flow);
+ *      new flow to mitm_flow, and asks mitm about each UDP DNS question);
  *   4. frames for the guest are drained from slirpnet into the stream's write buffer (only as
- *      many as fit, the rest wait in slirpnet's queue) and flushed.
+ *      many as fit, the rest wait in slirpnet's queue) and flushed;
+ *   5. a waiting control call (allow-list, port forwards) runs, and the host's addresses are
+ *      read again if they changed.
  * mitm asks for a flow to be reset (upstream refused it) through abort_flow; those requests
  * are queued and carried out between the phases above, never from inside slirpnet's own
  * callbacks, so slirpnet is never re-entered.
  * Memory: bounded by slirpnet's and mitm's flow limits (1024 each) and the stream buffers;
  * an idle flow costs about 9 KiB of RSS (tests/e2e/net_scale.sh measures it), a busy one up
- * to libslirp's two 128 KiB rings plus mitm's two 64 KiB buffers. */
+ * to libslirp's two 128 KiB rings plus mitm's two 64 KiB buffers; the kernel buffers of the
+ * upstream sockets share a per-VM budget (mitm), the frames queued for the guest 4 MiB
+ * (slirpnet). tests/e2e/net_pressure.sh measures a thousand flows to a server that never
+ * reads. */
 #include "rpc/net.h"
 
 #include <arpa/inet.h>
@@ -35,35 +42,7 @@
 
 #include "base/cleanup.h"
 #include "base/log.h"
-#include "mitm/mitm.h"
-#include "slirpnet/slirpnet.h"
-#include "vmm/vmm.h"
-
-#define ABORT_QUEUE_MAX 256
-
-struct abort_req {
-	struct sockaddr_in src, dst;
-};
-
-struct net {
-	int engine_fd;
-	int wake_fd;
-	struct ml_logger *log;
-	pthread_t thread;
-	bool running;
-	struct vmm_netstream *ns;
-	struct slirpnet *sn;
-	struct mitm *m;
-	struct mitm_add_host *add_hosts;
-	size_t n_add_hosts;
-	struct pollfd *pfds;
-	size_t pfd_cap;
-	struct abort_req aborts[ABORT_QUEUE_MAX];
-	size_t n_aborts;
-	uint8_t *frame;        /* one output frame */
-	size_t frame_cap;
-	const char *end_reason;
-};
+#include "rpc/net_internal.h"
 
 /* ---- callbacks (all on the network thread) ---- */
 static int on_connect_check(void *arg, const struct sockaddr *dst)
@@ -78,11 +57,16 @@ static void on_flow(void *arg, int fd, const struct sockaddr_in *src, const stru
 	mitm_flow(n->m, fd, src, dst);
 }
 
-static void on_dns_answer(void *arg, const char *name, const struct in_addr *addrs, size_t cnt,
-			  uint32_t ttl_s)
+static int on_dns_check(void *arg, const struct dnswire_query *q, const struct sockaddr_in *server)
 {
 	struct net *n = arg;
-	mitm_dns_learn(n->m, name, addrs, cnt, ttl_s);
+	return mitm_dns_allowed(n->m, q, server) ? 0 : -EACCES;
+}
+
+static void on_dns_answer(void *arg, const struct dnswire_answer *a)
+{
+	struct net *n = arg;
+	mitm_dns_learn(n->m, a);
 }
 
 static void on_abort_flow(void *arg, const struct sockaddr_in *src, const struct sockaddr_in *dst)
@@ -152,38 +136,54 @@ static int engine_io(struct net *n, short rev)
 	return r;
 }
 
+enum { PFD_WAKE, PFD_ENGINE, PFD_CMD, PFD_WATCH, PFD_FIXED };
+
 /* One round; returns <0 when the loop must end. */
 static int net_round(struct net *n)
 {
-	struct pollfd *sfds = NULL, *mfds = NULL;
-	size_t sn_n = 0, m_n = 0;
+	struct pollfd *sfds = NULL, *mfds = NULL, *dfds = NULL;
+	size_t sn_n = 0, m_n = 0, d_n = 0;
 	int timeout = -1;
 	slirpnet_poll_fill(n->sn, &sfds, &sn_n, &timeout);
 	mitm_poll_fill(n->m, &mfds, &m_n, &timeout);
-	if (pfds_reserve(n, 2 + sn_n + m_n) < 0) {
+	mitm_dns_poll_fill(n->m, &dfds, &d_n, &timeout);
+	if (pfds_reserve(n, PFD_FIXED + sn_n + m_n + d_n) < 0) {
 		n->end_reason = "out of memory";
 		return -ENOMEM;
 	}
-	struct pollfd *p = n->pfds;
-	p[0] = (struct pollfd){ .fd = n->wake_fd, .events = POLLIN };
-	p[1] = (struct pollfd){ .fd = n->engine_fd,
-				.events = POLLIN | (vmm_netstream_wants_write(n->ns) ? POLLOUT : 0) };
-	memcpy(p + 2, sfds, sn_n * sizeof(*p));
-	memcpy(p + 2 + sn_n, mfds, m_n * sizeof(*p));
-	int pr = poll(p, 2 + sn_n + m_n, timeout);
+	struct pollfd *p = n->pfds, *ps = p + PFD_FIXED, *pm = ps + sn_n, *pd = pm + m_n;
+	p[PFD_WAKE] = (struct pollfd){ .fd = n->wake_fd, .events = POLLIN };
+	p[PFD_ENGINE] = (struct pollfd){ .fd = n->engine_fd,
+					 .events = POLLIN | (vmm_netstream_wants_write(n->ns) ? POLLOUT : 0) };
+	p[PFD_CMD] = (struct pollfd){ .fd = n->cmd_fd, .events = POLLIN };
+	p[PFD_WATCH] = (struct pollfd){ .fd = mitm_host_watch_fd(n->m), .events = POLLIN };
+	/* an empty slice may come as NULL, which memcpy must not see */
+	if (sn_n)
+		memcpy(ps, sfds, sn_n * sizeof(*p));
+	if (m_n)
+		memcpy(pm, mfds, m_n * sizeof(*p));
+	if (d_n)
+		memcpy(pd, dfds, d_n * sizeof(*p));
+	int pr = poll(p, PFD_FIXED + sn_n + m_n + d_n, timeout);
 	if (pr < 0 && errno != EINTR) {
 		n->end_reason = "poll failed";
 		return -errno;
 	}
-	if (pr > 0 && p[0].revents) {
+	if (pr > 0 && p[PFD_WAKE].revents) {
 		n->end_reason = "stopped";
 		return -ECANCELED;
 	}
-	slirpnet_poll_done(n->sn, p + 2, sn_n, pr < 0);
+	slirpnet_poll_done(n->sn, ps, sn_n, pr < 0);
 	run_aborts(n);
-	mitm_poll_done(n->m, p + 2 + sn_n, pr < 0 ? 0 : m_n);
+	mitm_poll_done(n->m, pm, pr < 0 ? 0 : m_n);
+	mitm_dns_poll_done(n->m, pd, pr < 0 ? 0 : d_n);
 	run_aborts(n);
-	return engine_io(n, pr > 0 ? p[1].revents : 0);
+	int r = engine_io(n, pr > 0 ? p[PFD_ENGINE].revents : 0);
+	if (pr > 0 && p[PFD_WATCH].revents)
+		mitm_host_watch_changed(n->m);
+	if (pr > 0 && p[PFD_CMD].revents)
+		netctl_serve(n);
+	return r;
 }
 
 static void *net_thread(void *arg)
@@ -192,6 +192,7 @@ static void *net_thread(void *arg)
 	ml_logger_bind_thread(n->log);
 	while (net_round(n) >= 0)
 		;
+	netctl_thread_done(n);
 	if (strcmp(n->end_reason, "stopped"))
 		ml_info("guest network stopped: %s", n->end_reason);
 	return NULL;
@@ -268,10 +269,17 @@ static int make_mitm(struct net *n, const struct net_opts *o, struct ml_err *e)
 	struct mitm_config mc = {
 		.allow_hosts = o->allow_hosts, .n_allow_hosts = n_allow,
 		.block_private_ips = o->block_private_ips,
-		.add_hosts = n->add_hosts, .n_add_hosts = n->n_add_hosts, .intercept = o->intercept,
-		.abort_flow = on_abort_flow, .arg = n,
+		.add_hosts = n->add_hosts, .n_add_hosts = n->n_add_hosts,
+		.abort_flow = on_abort_flow, .event = netctl_on_event, .arg = n,
 	};
 	mc.n_dns = fill_dns(mc.dns, MITM_MAX_DNS, o->dns);
+	if (o->intercept) {
+		/* the proxies' per-exchange events go to the same bounded queue (netctl.c) */
+		n->icpt = *o->intercept;
+		n->icpt.event = netctl_on_http_event;
+		n->icpt.event_arg = n;
+		mc.intercept = &n->icpt;
+	}
 	return mitm_new(&mc, &n->m, e);
 }
 
@@ -279,7 +287,7 @@ static int make_slirpnet(struct net *n, const struct net_opts *o, struct ml_err 
 {
 	struct slirpnet_config sc = {
 		.mtu = o->mtu, .connect_check = on_connect_check, .flow = on_flow,
-		.dns_answer = on_dns_answer, .arg = n,
+		.dns_check = on_dns_check, .dns_answer = on_dns_answer, .arg = n,
 	};
 	unsigned mac[6];
 	if (sscanf(VMM_GUEST_MAC, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6)
@@ -290,16 +298,7 @@ static int make_slirpnet(struct net *n, const struct net_opts *o, struct ml_err 
 	int r = slirpnet_new(&sc, &n->sn, e);
 	if (r < 0)
 		return ml_err_wrap(e, "guest network");
-	for (size_t i = 0; i < o->n_publish; i++) {
-		const struct net_publish *p = &o->publish[i];
-		if ((r = slirpnet_add_hostfwd(n->sn, p->addr, p->host_port, p->guest_port, e)) < 0) {
-			char a[INET_ADDRSTRLEN];
-			inet_ntop(AF_INET, &p->addr, a, sizeof(a));
-			return ml_err_set(e, r, "start port-forward listener: listen tcp %s:%d: address in use "
-					  "or not available", a, p->host_port);
-		}
-	}
-	return 0;
+	return netctl_forwards_set(n, o->publish, o->n_publish, NULL, true, e);
 }
 
 int net_start(int engine_fd, const struct net_opts *o, struct net **out, struct ml_err *e)
@@ -308,6 +307,7 @@ int net_start(int engine_fd, const struct net_opts *o, struct net **out, struct 
 	if (!n)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	n->engine_fd = engine_fd;
+	n->cmd_fd = n->ev_fd = -1;
 	n->log = o->log;
 	n->end_reason = "stopped";
 	n->frame_cap = (o->mtu ? o->mtu : 1500) + 14 + 4;
@@ -316,6 +316,8 @@ int net_start(int engine_fd, const struct net_opts *o, struct net **out, struct 
 	raise_fd_limit();
 	keep_slirp_buffers_lazy();
 	int r = !n->frame || n->wake_fd < 0 ? ml_err_set(e, -ENOMEM, "guest network: out of resources") : 0;
+	if (r == 0)
+		r = netctl_init(n, e);
 	if (r == 0 && vmm_netstream_new(engine_fd, &n->ns) < 0)
 		r = ml_err_set(e, -ENOMEM, "out of memory");
 	if (r == 0)
@@ -333,36 +335,36 @@ int net_start(int engine_fd, const struct net_opts *o, struct net **out, struct 
 	return 0;
 }
 
+#define U(x) ((unsigned long long)(x))
+
 static void log_stats(struct net *n)
 {
 	struct slirpnet_stats s;
 	slirpnet_stats(n->sn, &s);
 	ml_info("net: slirpnet frames_in=%llu frames_out=%llu flows_opened=%llu flows_active=%llu "
-		"flows_aborted=%llu linger_evicted=%llu dns_forwarded=%llu dns_aaaa_empty=%llu bytes_per_flow=%zu",
-		(unsigned long long)s.frames_in, (unsigned long long)s.frames_out,
-		(unsigned long long)s.flows_opened, (unsigned long long)s.flows_active,
-		(unsigned long long)s.flows_aborted, (unsigned long long)s.linger_evicted,
-		(unsigned long long)s.dns_forwarded, (unsigned long long)s.dns_aaaa_empty, s.bytes_per_flow);
+		"flows_aborted=%llu linger_evicted=%llu dns_forwarded=%llu dns_refused=%llu dns_aaaa_empty=%llu "
+		"bytes_per_flow=%zu", U(s.frames_in), U(s.frames_out), U(s.flows_opened), U(s.flows_active),
+		U(s.flows_aborted), U(s.linger_evicted), U(s.dns_forwarded), U(s.dns_refused), U(s.dns_aaaa_empty),
+		s.bytes_per_flow);
 	for (int i = 0; i < SLIRPNET_DROP__MAX; i++)
 		if (s.drops[i])
-			ml_info("net: drop %s=%llu", slirpnet_drop_name((enum slirpnet_drop)i),
-				(unsigned long long)s.drops[i]);
+			ml_info("net: drop %s=%llu", slirpnet_drop_name((enum slirpnet_drop)i), U(s.drops[i]));
 	struct mitm_stats m;
 	mitm_stats(n->m, &m);
 	ml_info("net: mitm flows_total=%llu denied_private=%llu denied_blocked=%llu denied_allowlist=%llu "
-		"denied_gateway=%llu connect_failed=%llu bytes_up=%llu bytes_down=%llu "
-		"bytes_per_flow_idle=%zu bytes_per_flow_max=%zu",
-		(unsigned long long)m.flows_total, (unsigned long long)m.denied_private,
-		(unsigned long long)m.denied_blocked, (unsigned long long)m.denied_allowlist,
-		(unsigned long long)m.denied_gateway, (unsigned long long)m.connect_failed,
-		(unsigned long long)m.bytes_up, (unsigned long long)m.bytes_down, m.bytes_per_flow_idle,
-		m.bytes_per_flow_max);
+		"denied_gateway=%llu dns_refused=%llu dns_tcp_flows=%llu dns_tcp_queries=%llu connect_failed=%llu "
+		"bytes_up=%llu bytes_down=%llu bytes_per_flow_idle=%zu bytes_per_flow_max=%zu sockbuf_fixed=%llu "
+		"host_addr_reloads=%llu", U(m.flows_total), U(m.denied_private), U(m.denied_blocked),
+		U(m.denied_allowlist), U(m.denied_gateway), U(m.dns_refused), U(m.dns_tcp_flows),
+		U(m.dns_tcp_queries), U(m.connect_failed), U(m.bytes_up), U(m.bytes_down), m.bytes_per_flow_idle,
+		m.bytes_per_flow_max, U(m.sockbuf_fixed), U(m.host_addr_reloads));
+	if (n->ev_dropped)
+		ml_info("net: events dropped=%llu (queue full)", U(n->ev_dropped));
 	if (m.requests_proxied || m.requests_blocked || m.tls_handshakes || m.tls_guest_failed)
 		ml_info("net: intercept requests_proxied=%llu requests_blocked=%llu tls_handshakes=%llu "
-			"tls_guest_failed=%llu tls_upstream_failed=%llu",
-			(unsigned long long)m.requests_proxied, (unsigned long long)m.requests_blocked,
-			(unsigned long long)m.tls_handshakes, (unsigned long long)m.tls_guest_failed,
-			(unsigned long long)m.tls_upstream_failed);
+			"tls_guest_failed=%llu tls_upstream_failed=%llu h2_connections=%llu upstream_reused=%llu",
+			U(m.requests_proxied), U(m.requests_blocked), U(m.tls_handshakes), U(m.tls_guest_failed),
+			U(m.tls_upstream_failed), U(m.h2_connections), U(m.upstream_reused));
 }
 
 void net_stop(struct net *n)
@@ -375,6 +377,8 @@ void net_stop(struct net *n)
 			ml_warn("waking the network thread: %s", strerror(errno));
 		pthread_join(n->thread, NULL);
 	}
+	if (n->sync_init)
+		netctl_thread_done(n);
 	if (n->sn && n->m)
 		log_stats(n);
 	mitm_free(n->m);
@@ -382,6 +386,7 @@ void net_stop(struct net *n)
 	vmm_netstream_free(n->ns);
 	if (n->wake_fd >= 0)
 		close(n->wake_fd);
+	netctl_free(n);
 	free(n->add_hosts);
 	free(n->pfds);
 	free(n->frame);

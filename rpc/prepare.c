@@ -139,6 +139,10 @@ static int prepare(struct sandbox *sb, struct ml_err *e)
 	struct vmm_asset_paths paths = { s->data_dir, s->kernel, s->agent };
 	int r = vmm_assets_find(&paths, &sb->assets, e);
 	struct oci_store *store = NULL;
+	/* disks first: one another sandbox holds costs no pull, no rootfs and no boot */
+	if (r == 0 && (r = sandbox_disks_attach(sb->cfg->disks, sb->cfg->n_disks, sb->id, s->holders_dir,
+						&sb->disks, e)) < 0)
+		ml_err_wrap(e, "attaching disks");
 	if (r == 0 && (r = ml_mkdir_p(s->cache_dir, 0700)) < 0)
 		ml_err_set(e, r, "creating %s: %s", s->cache_dir, strerror(-r));
 	if (r == 0)
@@ -150,16 +154,23 @@ static int prepare(struct sandbox *sb, struct ml_err *e)
 	if (r == 0)
 		r = make_state_dir(sb, e);
 	if (r == 0)
-		r = vmstate_write(sb->state_dir, sb->id, sb->cfg->image, getpid(), "running", e);
+		r = vmstate_write(sb->state_dir, sb->id, sb->cfg->image, getpid(), "running", sb->cfg->record_json, e);
+	if (r == 0)
+		vmstate_phase(sb->state_dir, sb->id, "creating", NULL);
 	if (r == 0)
 		r = prepare_disks(sb, store, e);
 	oci_store_free(store);
+	/* overlay snapshots are copies of host trees: slow, so here and not on the loop */
+	if (r == 0 && sb->cfg->vfs)
+		r = vfs_new(sb->cfg->vfs, sb->state_dir, &sb->vfs, e);
 	if (r == 0)
 		r = check_cancel(sb, e);
 	if (r == 0 && (r = vmm_initramfs(&sb->assets, s->cache_dir, &sb->prep.initrd, e)) < 0)
 		ml_err_wrap(e, "building the initramfs");
 	if (r == 0)
 		r = sb_intercept_prepare(sb, e);
+	if (sb->state_dir)
+		vmstate_phase(sb->state_dir, sb->id, r == 0 ? "created" : "create_failed", r == 0 ? NULL : e->msg);
 	return r;
 }
 

@@ -13,12 +13,14 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "rpc/sandbox_internal.h"
+#include "rpc/vmstate.h"
 
 const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
 const char *sandbox_state_dir(const struct sandbox *sb) { return sb->state_dir; }
 bool sandbox_is_ready(const struct sandbox *sb) { return sb->state == SB_READY; }
 const struct oci_config *sandbox_image_config(const struct sandbox *sb) { return &sb->img->config; }
 struct ctl *sandbox_ctl(struct sandbox *sb) { return sb->ctl; }
+struct vfs *sandbox_vfs(struct sandbox *sb) { return sb->vfs; }
 struct ml_logger *sandbox_logger(struct sandbox *sb) { return sb->worker_running ? NULL : sb->log; }
 const char *sandbox_console_tail(struct sandbox *sb) { return sb->vm ? vmm_console_tail(sb->vm) : ""; }
 char *const *sandbox_guest_env(const struct sandbox *sb) { return sb->guest_env; }
@@ -134,6 +136,13 @@ int sandbox_start(const struct sandbox_config *c, struct ml_loop *loop, const st
 	return 0;
 }
 
+int sandbox_set_events(struct sandbox *sb, const struct sandbox_events *ev, void *arg)
+{
+	sb->ev = ev;
+	sb->arg = arg;
+	return 0;
+}
+
 void sandbox_cancel(struct sandbox *sb)
 {
 	if (!sb || sb->state == SB_READY || sb->state == SB_FAILED)
@@ -158,10 +167,23 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state)
 		close(sb->box.wake[0]);
 		close(sb->box.wake[1]);
 	}
+	bool started = sb->vm != NULL;
+	if (started && !remove_state)
+		vmstate_phase(sb->state_dir, sb->id, "stopping", NULL);
 	sb_boot_teardown(sb);
+	vfs_free(sb->vfs); /* removes the overlay snapshots, even with the state dir kept */
 	ml_logger_close(sb->log);
-	if (remove_state && sb->state_dir)
+	if (remove_state && sb->state_dir) {
 		ml_rm_rf(sb->state_dir);
+	} else if (sb->state_dir) {
+		/* the writable layer is throw-away; the logs, record and history stay */
+		if (sb->prep.scratch)
+			unlink(sb->prep.scratch);
+		struct ml_err e;
+		vmstate_set_status(sb->state_dir, "stopped", 0, &e);
+		if (started)
+			vmstate_phase(sb->state_dir, sb->id, "stopped", NULL);
+	}
 	vmm_assets_free(&sb->assets);
 	oci_image_free(sb->img);
 	proto_config_free(&sb->pcfg);

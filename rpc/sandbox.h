@@ -19,8 +19,10 @@
 #include "base/logfile.h"
 #include "base/loop.h"
 #include "mitm/mitm.h"
+#include "disk/disk.h"
 #include "oci/oci.h"
 #include "rpc/settings.h"
+#include "vfs/vfs.h"
 #include "vmm/vmm.h"
 
 #define SANDBOX_DEFAULT_IMAGE "matchlock/default:latest"
@@ -56,7 +58,14 @@ struct sandbox_config {
 	const char *callback_socket;         /* the SDK's hook socket, NULL: none */
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
+	const struct disk_spec *disks;  /* extra disks, checked by the caller (disk_spec_parse or
+					 * disk_spec_check); locked for the VM's life, mounted before READY */
+	size_t n_disks;
 	int boot_timeout_s;      /* 0 = settings->boot_timeout_s */
+	const char *record_json; /* the options as the VM's record shows them (`get`), or NULL */
+	/* The workspace (NULL: none): mounts opened and overlay snapshots taken while preparing,
+	 * served over the files channel from boot. Its owner defaults to the image's USER. */
+	const struct vfs_config *vfs;
 };
 
 /* Where creation is; the progress event says which step starts (text: a line for the user). */
@@ -83,6 +92,8 @@ struct sandbox_events {
  * (bad config, out of memory, thread) nothing was started and *out is untouched. */
 int sandbox_start(const struct sandbox_config *c, struct ml_loop *loop, const struct sandbox_events *ev,
 		  void *arg, struct sandbox **out, struct ml_err *e);
+/* Replaces the event callbacks (e.g. once creation is over and its context is gone). */
+int sandbox_set_events(struct sandbox *sb, const struct sandbox_events *ev, void *arg);
 /* Stops creation early: a pull in flight is aborted, the boot is not waited for; `failed`
  * follows with -ECANCELED. No effect once ready (destroy it instead). */
 void sandbox_cancel(struct sandbox *sb);
@@ -98,14 +109,25 @@ struct ctl *sandbox_ctl(struct sandbox *sb);
  * (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS) naming the CA file
  * in the guest, and NAME=<placeholder> for each secret. Merge it last: it wins. */
 char *const *sandbox_guest_env(const struct sandbox *sb);
+/* The workspace (files API, file events), or NULL without one. Valid once ready. */
+struct vfs *sandbox_vfs(struct sandbox *sb);
 /* The sandbox's vm.log (valid once `progress` or any later event was delivered; may be NULL
  * before the state dir exists). Command output the caller wants logged goes here. */
 struct ml_logger *sandbox_logger(struct sandbox *sb);
 const char *sandbox_console_tail(struct sandbox *sb);
+/* After queuing control frames from outside the sandbox's own callbacks (ctl_exec,
+ * ctl_exec_stdin, ...): makes sure the loop writes them out. */
+void sandbox_kick(struct sandbox *sb);
+/* The guest network (rpc/net.h), or NULL without a NIC. Valid once ready. */
+struct net *sandbox_net(struct sandbox *sb);
+/* Asks the agent to sync and power off; `dead` follows when the engine is gone. */
+int sandbox_shutdown(struct sandbox *sb);
 
-/* Stops the VM (kill: the scratch disk is throw-away), joins the worker, frees everything;
- * with remove_state also deletes the VM's state dir. NULL-safe. Blocks only while a
- * preparation step that cannot be interrupted (a rootfs build) finishes. */
+/* Stops the VM, joins the worker, frees everything; with remove_state also deletes the VM's
+ * state dir (else its logs, record and history stay). NULL-safe. Blocks only while a
+ * preparation step that cannot be interrupted (a rootfs build) finishes. The VM is killed (the
+ * scratch disk is throw-away and is deleted), except when it has writable extra disks: then
+ * its agent powers it off first (up to 10 s), so that what the guest wrote reaches them. */
 void sandbox_destroy(struct sandbox *sb, bool remove_state);
 
 /* Directories (malloc'd): $XDG_CACHE_HOME/matchlock or ~/.cache/matchlock; ~/.matchlock. */

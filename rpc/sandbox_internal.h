@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "rpc/disks.h"
 #include "rpc/net.h"
 #include "rpc/sandbox.h"
 
@@ -49,11 +50,13 @@ struct sandbox {
 	struct oci_image *img;
 	struct vmm_assets assets;
 	struct ml_logger *log;
+	struct vfs *vfs;                 /* the workspace, or NULL */
 
 	/* boot and life (loop thread) */
 	struct vmm *vm;
 	struct ctl *ctl;
 	struct net *net;
+	struct sandbox_disks *disks;     /* locked by the worker first thing; released after the engine */
 	struct proto_config pcfg;
 
 	/* interception (intercept.c): made by the worker, read by the loop and the network */
@@ -64,7 +67,7 @@ struct sandbox {
 	char **guest_env;                /* sandbox_guest_env */
 	int boot_timer;
 	int boot_secs;
-	bool configured;
+	bool configured;                 /* HELLO came: the agent can also power the guest off */
 	bool dead;
 };
 

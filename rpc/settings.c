@@ -2,6 +2,7 @@
 #include "rpc/settings.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +43,8 @@ int settings_from_env(struct ml_settings *s, struct ml_err *e)
 	s->log_budget = env_u64("MATCHLOCK_LOG_BUDGET_MB", 0) << 20;
 	if (!s->log_budget)
 		s->log_budget = ML_LOGFILE_BUDGET_DEFAULT;
-	if (!s->cache_dir || !s->state_dir)
+	if (!s->cache_dir || !s->state_dir || asprintf(&s->volumes_dir, "%s/volumes", s->cache_dir) < 0 ||
+	    asprintf(&s->holders_dir, "%s/disks", s->state_dir) < 0)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	struct oci_settings os = {
 		.home = getenv("HOME"), .docker_config = getenv("DOCKER_CONFIG"),
@@ -59,6 +61,8 @@ void settings_free(struct ml_settings *s)
 {
 	free(s->cache_dir);
 	free(s->state_dir);
+	free(s->volumes_dir);
+	free(s->holders_dir);
 	free(s->data_dir);
 	free(s->kernel);
 	free(s->agent);

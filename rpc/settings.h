@@ -11,6 +11,8 @@
 struct ml_settings {
 	char *cache_dir;        /* $XDG_CACHE_HOME/matchlock or ~/.cache/matchlock */
 	char *state_dir;        /* ~/.matchlock */
+	char *volumes_dir;      /* <cache_dir>/volumes: named volumes */
+	char *holders_dir;      /* <state_dir>/disks: which VM holds which disk (disk/README.md) */
 	char *data_dir;         /* $MATCHLOCK_DATA_DIR (NULL: <exe>/../lib/matchlock) */
 	char *kernel;           /* $MATCHLOCK_KERNEL (NULL: <data>/kernel/vmlinuz) */
 	char *agent;            /* $MATCHLOCK_GUEST_AGENT (NULL: <data>/agent) */

@@ -9,8 +9,13 @@
 #include "slirpnet/slirpnet.h"
 
 #define OUTQ_MAX 4096     /* frames queued for the guest */
+/* ... and their bytes (cfg.out_queue_bytes): with a 64 KiB MTU, 4096 frames would be 256 MiB
+ * of a guest that does not drain. 4 MiB holds ~2800 full 1500-byte frames, more than
+ * libslirp sends in one round. */
+#define OUTQ_BYTES_DEFAULT ((size_t)4 << 20)
 #define DNS_PENDING_MAX 256
 #define DNS_QUESTION_MAX 264  /* name (<= 255) + type + class, rounded */
+#define DNS_RAND_IDS 32
 
 enum nat_state { NAT_FREE, NAT_PENDING, NAT_OPEN, NAT_LINGER };
 
@@ -39,10 +44,11 @@ struct nat_flow {
 
 struct dns_pending {
 	bool used;
+	int fd;                /* this query's own socket, connected to the server */
+	int pidx;              /* its slot in the last poll array, -1 = none */
 	uint16_t up_id, guest_id;
 	uint16_t gport;
 	uint32_t asked;        /* address the guest sent the query to: the reply comes from it */
-	size_t server;         /* index in cfg.dns */
 	int64_t deadline_ms;
 	size_t qlen;
 	uint8_t question[DNS_QUESTION_MAX];
@@ -58,7 +64,7 @@ struct sn_timer {
 struct outq {
 	uint8_t *frame[OUTQ_MAX];
 	size_t len[OUTQ_MAX];
-	size_t head, count;
+	size_t head, count, bytes;
 };
 
 /* A TCP connection libslirp opened to the guest for a host forward, from a non-loopback client:
@@ -95,9 +101,9 @@ struct slirpnet {
 	struct fwd_peer fwd_peers[FWD_PEERS_MAX];
 
 	/* DNS */
-	int dns_fd;
-	uint16_t dns_next_id;
 	struct dns_pending dns[DNS_PENDING_MAX];
+	uint16_t dns_rand[DNS_RAND_IDS];
+	size_t dns_rand_left;
 
 	/* polling */
 	struct pollfd *pfds;
@@ -121,9 +127,11 @@ bool fwdpeer_from_guest(struct slirpnet *sn, const struct frame *f);
 /* dns.c */
 bool dns_wants(const struct slirpnet *sn, const struct frame *f);
 void dns_from_guest(struct slirpnet *sn, const uint8_t *p, const struct frame *f);
-int dns_open(struct slirpnet *sn, struct ml_err *e);
 void dns_close(struct slirpnet *sn);
-void dns_readable(struct slirpnet *sn);
+/* Adds each pending query's socket through add (slirpnet's poll-array callback). */
+void dns_poll_fill(struct slirpnet *sn, int (*add)(int fd, int events, void *opaque));
+/* fds/n: the whole array of the last fill, revents set. */
+void dns_poll_done(struct slirpnet *sn, const struct pollfd *fds, size_t n);
 void dns_expire(struct slirpnet *sn, int64_t now, int64_t *next);
 
 /* nat.c */

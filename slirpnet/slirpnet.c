@@ -1,9 +1,13 @@
 /* slirpnet/slirpnet.c - the front door: creation, frame dispatch by protocol, the queue of
  * frames for the guest, and the event-loop glue around libslirp (poll fds, timers, clock). */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -40,7 +44,7 @@ void sn_queue_out(struct slirpnet *sn, const uint8_t *frame, size_t len)
 	struct outq *q = &sn->out;
 	uint8_t *copy;
 
-	if (q->count == OUTQ_MAX || !(copy = malloc(len))) {
+	if (q->count == OUTQ_MAX || q->bytes + len > sn->cfg.out_queue_bytes || !(copy = malloc(len))) {
 		sn_drop(sn, SLIRPNET_DROP_OUT_QUEUE_FULL);
 		return;
 	}
@@ -49,6 +53,7 @@ void sn_queue_out(struct slirpnet *sn, const uint8_t *frame, size_t len)
 	q->frame[slot] = copy;
 	q->len[slot] = len;
 	q->count++;
+	q->bytes += len;
 }
 
 ssize_t slirpnet_output_frame(struct slirpnet *sn, uint8_t *buf, size_t cap)
@@ -65,6 +70,7 @@ ssize_t slirpnet_output_frame(struct slirpnet *sn, uint8_t *buf, size_t cap)
 	free(q->frame[q->head]);
 	q->head = (q->head + 1) % OUTQ_MAX;
 	q->count--;
+	q->bytes -= len;
 	sn->st.frames_out++;
 	return (ssize_t)len;
 }
@@ -76,6 +82,7 @@ static void outq_clear(struct outq *q)
 		q->head = (q->head + 1) % OUTQ_MAX;
 		q->count--;
 	}
+	q->bytes = 0;
 }
 
 /* ---- libslirp callbacks ---- */
@@ -191,6 +198,8 @@ static void apply_defaults(struct slirpnet *sn)
 		c->linger_ms = 10000;
 	if (!c->half_open_ms)
 		c->half_open_ms = 75000;
+	if (!c->out_queue_bytes)
+		c->out_queue_bytes = OUTQ_BYTES_DEFAULT;
 	if (c->n_dns > SLIRPNET_MAX_DNS)
 		c->n_dns = SLIRPNET_MAX_DNS;
 	/* libslirp's address for vhost: 52:55 followed by the IPv4 address. */
@@ -248,7 +257,6 @@ int slirpnet_new(const struct slirpnet_config *cfg, struct slirpnet **out, struc
 		return ml_err_set(e, -ENOMEM, "slirpnet: out of memory");
 	sn->cfg = *cfg;
 	sn->listener = -1;
-	sn->dns_fd = -1;
 	apply_defaults(sn);
 	if (sn->cfg.mtu < 576 || sn->cfg.mtu > 65521) {
 		free(sn);
@@ -259,7 +267,7 @@ int slirpnet_new(const struct slirpnet_config *cfg, struct slirpnet **out, struc
 	sn->flows = calloc(sn->cfg.max_flows, sizeof(*sn->flows));
 	if (!sn->scratch || !sn->flows)
 		r = ml_err_set(e, -ENOMEM, "slirpnet: out of memory");
-	else if ((r = nat_open(sn, e)) == 0 && (r = dns_open(sn, e)) == 0)
+	else if ((r = nat_open(sn, e)) == 0)
 		r = start_slirp(sn, e);
 	if (r < 0) {
 		slirpnet_free(sn);
@@ -286,15 +294,61 @@ void slirpnet_free(struct slirpnet *sn)
 	free(sn);
 }
 
+/* Port 0: libslirp does not tell which port its listener got. So a probe socket binds
+ * host_addr:0 with SO_REUSEADDR and holds the port the kernel chose while libslirp binds it
+ * (libslirp sets SO_REUSEADDR too, and a bound socket that does not listen does not conflict
+ * with one that does), so no other program can take it in between. */
+static int probe_port(struct in_addr addr, int *probe_fd)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = addr };
+	socklen_t al = sizeof(a);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	*probe_fd = fd;
+	return ntohs(a.sin_port);
+}
+
+static int hostfwd_err(struct ml_err *e, int err, struct in_addr addr, int port)
+{
+	char a[INET_ADDRSTRLEN], why[128];
+
+	inet_ntop(AF_INET, &addr, a, sizeof(a));
+	/* Go's wording, as the upstream CLI and SDKs print and match it: lower-case reason. */
+	snprintf(why, sizeof(why), "%s", strerror(err));
+	why[0] = (char)tolower((unsigned char)why[0]);
+	return ml_err_set(e, -err, "listen tcp %s:%d: bind: %s", a, port, why);
+}
+
 int slirpnet_add_hostfwd(struct slirpnet *sn, struct in_addr host_addr, int host_port, int guest_port,
-			 struct ml_err *e)
+			 int *bound_port, struct ml_err *e)
 {
 	struct in_addr guest = { htonl(sn->guest_ip) };
+	int probe = -1, port = host_port, r;
 
-	if (slirp_add_hostfwd(sn->slirp, 0, host_addr, host_port, guest, guest_port) < 0)
-		return ml_err_set(e, -EADDRINUSE, "cannot forward host port %d to guest port %d", host_port,
-				  guest_port);
+	if (port == 0 && (port = probe_port(host_addr, &probe)) < 0)
+		return hostfwd_err(e, -port, host_addr, 0);
+	errno = 0;
+	r = slirp_add_hostfwd(sn->slirp, 0, host_addr, port, guest, guest_port);
+	r = r < 0 ? (errno ? errno : EADDRINUSE) : 0;
+	if (probe >= 0)
+		close(probe);
+	if (r)
+		return hostfwd_err(e, r, host_addr, port);
+	*bound_port = port;
 	return 0;
+}
+
+int slirpnet_remove_hostfwd(struct slirpnet *sn, struct in_addr host_addr, int bound_port)
+{
+	return slirp_remove_hostfwd(sn->slirp, 0, host_addr, bound_port) < 0 ? -ENOENT : 0;
 }
 
 /* ---- guest -> host ---- */
@@ -427,8 +481,7 @@ void slirpnet_poll_fill(struct slirpnet *sn, struct pollfd **fds, size_t *n, int
 
 	sn->npfds = 0;
 	slirp_pollfds_fill(sn->slirp, &t, cb_add_poll, sn);
-	if (sn->dns_fd >= 0)
-		cb_add_poll(sn->dns_fd, SLIRP_POLL_IN, sn);
+	dns_poll_fill(sn, cb_add_poll);
 	if (ours >= 0 && (t == UINT32_MAX || (uint32_t)ours < t))
 		t = (uint32_t)ours;
 	*timeout_ms = t == UINT32_MAX ? -1 : (t > INT32_MAX ? INT32_MAX : (int)t);
@@ -438,16 +491,10 @@ void slirpnet_poll_fill(struct slirpnet *sn, struct pollfd **fds, size_t *n, int
 
 void slirpnet_poll_done(struct slirpnet *sn, const struct pollfd *fds, size_t n, int poll_error)
 {
-	bool dns_ready = false;
-
-	for (size_t i = 0; i < n && i < sn->npfds; i++) {
-		sn->pfds[i].revents = fds[i].revents;
-		if (fds[i].fd == sn->dns_fd && (fds[i].revents & POLLIN))
-			dns_ready = true;
-	}
+	for (size_t i = 0; i < sn->npfds; i++)
+		sn->pfds[i].revents = i < n && !poll_error ? fds[i].revents : 0;
 	slirp_pollfds_poll(sn->slirp, poll_error, cb_get_revents, sn);
-	if (dns_ready)
-		dns_readable(sn);
+	dns_poll_done(sn, sn->pfds, sn->npfds);
 	run_expiries(sn);
 }
 
@@ -460,5 +507,8 @@ void slirpnet_stats(const struct slirpnet *sn, struct slirpnet_stats *st)
 		st->flows_pending += sn->flows[i].state == NAT_PENDING;
 	}
 	st->out_queued = sn->out.count;
+	st->out_queued_bytes = sn->out.bytes;
 	st->bytes_per_flow = sizeof(struct nat_flow);
 }
+
+const char *slirpnet_libslirp_version(void) { return slirp_version_string(); }

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include "base/err.h"
+#include "dnswire/dnswire.h"
 
 struct slirpnet;
 
@@ -47,6 +48,9 @@ struct slirpnet_config {
 	unsigned max_flows;        /* default 1024 concurrent TCP flows (incl. lingering ones) */
 	unsigned linger_ms;        /* default 10000: keep a closed flow's NAT entry (TIME_WAIT) */
 	unsigned half_open_ms;     /* default 75000: a SYN never followed by an ACK is reaped */
+	/* default 4 MiB: frames queued for the guest, in bytes (and at most 4096 of them); a
+	 * guest that does not drain its NIC loses the rest (counted), it cannot grow the queue */
+	size_t out_queue_bytes;
 	/* A private directory (mode 0700, path < 90 bytes) for the flow listener socket. NULL:
 	 * slirpnet makes one with mkdtemp under $TMPDIR or /tmp and removes it in slirpnet_free. */
 	const char *runtime_dir;
@@ -64,13 +68,17 @@ struct slirpnet_config {
 	 * FIN; shutdown(SHUT_WR): FIN to the guest; not reading: zero window to the guest;
 	 * close(): the guest's connection is ended. */
 	void (*flow)(void *arg, int fd, const struct sockaddr_in *guest_src, const struct sockaddr_in *orig_dst);
-	/* Called for each upstream UDP DNS reply relayed to the guest whose question is A/IN: name
-	 * is the question (lowercase, no trailing dot, host-name characters only), addrs (network
-	 * order, n > 0) the A records of the answer section owned by that name or reached from it
-	 * through CNAMEs of the same answer (at most 8 followed), ttl_s the smallest TTL of the
-	 * records used. Called before the reply is queued for the guest. Malformed replies are
-	 * still relayed but reported to nobody. NULL = not wanted. */
-	void (*dns_answer)(void *arg, const char *name, const struct in_addr *addrs, size_t n, uint32_t ttl_s);
+	/* Called for each UDP DNS query from the guest that is well formed (dnswire_query_parse),
+	 * before anything else happens to it; server is the configured server it would go to.
+	 * Returns 0 to go on (forwarded, or AAAA answered empty), < 0 to answer REFUSED at once
+	 * with nothing sent upstream. NULL = every query goes on. */
+	int (*dns_check)(void *arg, const struct dnswire_query *q, const struct sockaddr_in *server);
+	/* Called for each upstream UDP DNS reply relayed to the guest that answers an A/IN
+	 * question with addresses or CNAMEs (dnswire_parse_answer: a->name is the question,
+	 * a->addrs the A records owned by it or reached through CNAMEs of the same answer, at most
+	 * 8 followed, a->chain those CNAME targets). Called before the reply is queued for the
+	 * guest. Malformed replies are still relayed but reported to nobody. NULL = not wanted. */
+	void (*dns_answer)(void *arg, const struct dnswire_answer *a);
 	void *arg;
 };
 
@@ -105,7 +113,7 @@ enum slirpnet_drop {
 	SLIRPNET_DROP_DNS_TIMEOUT,    /* no upstream answer in time */
 	SLIRPNET_DROP_DNS_REPLY,      /* upstream reply from a stranger, unknown id, or mismatch */
 	SLIRPNET_DROP_DNS_SEND,       /* sendto() upstream failed */
-	SLIRPNET_DROP_OUT_QUEUE_FULL, /* the guest does not drain its queue */
+	SLIRPNET_DROP_OUT_QUEUE_FULL, /* the guest does not drain its queue (4096 frames or out_queue_bytes) */
 	SLIRPNET_DROP_OUT_NO_FLOW,    /* libslirp sent from a slot that is no longer mapped */
 	SLIRPNET_DROP_OUT_ICMP,       /* ICMP from libslirp (could quote a slot address) */
 	SLIRPNET_DROP__MAX
@@ -120,10 +128,12 @@ struct slirpnet_stats {
 	uint64_t flows_active;     /* NAT entries now in use (pending, open or lingering) */
 	uint64_t flows_pending;    /* SYN seen, handshake not yet complete */
 	uint64_t dns_forwarded, dns_answered, dns_aaaa_empty;
+	uint64_t dns_refused;      /* answered REFUSED because dns_check said no */
 	uint64_t slot_retries;     /* slirp_add_unix returned -1 and another slot was tried */
 	uint64_t stale_accepts;    /* connections on the listener that no flow claimed (closed) */
 	uint64_t slots_registered; /* guestfwd slots (one per table entry ever used, never removed) */
 	uint64_t out_queued;       /* frames waiting for slirpnet_output_frame */
+	uint64_t out_queued_bytes; /* their bytes (at most out_queue_bytes) */
 	size_t bytes_per_flow;     /* this module's memory per NAT entry */
 };
 
@@ -156,11 +166,18 @@ void slirpnet_poll_done(struct slirpnet *sn, const struct pollfd *fds, size_t n,
 void slirpnet_flow_abort(struct slirpnet *sn, const struct sockaddr_in *guest_src,
 			 const struct sockaddr_in *orig_dst);
 
-/* Forwards host_addr:host_port (TCP) to the guest's guest_port, through libslirp. */
+/* Forwards host_addr:host_port (TCP) to the guest's guest_port, through libslirp's listener.
+ * host_port 0: a free port is chosen (*bound_port says which; it is also set otherwise).
+ * Returns 0 or the bind/listen errno negated (e says "listen tcp A:P: bind: <reason>"). */
 int slirpnet_add_hostfwd(struct slirpnet *sn, struct in_addr host_addr, int host_port, int guest_port,
-			 struct ml_err *e);
+			 int *bound_port, struct ml_err *e);
+/* Closes the listener of a forward added with slirpnet_add_hostfwd (by its bound port);
+ * connections already accepted go on. Returns 0 or -ENOENT. */
+int slirpnet_remove_hostfwd(struct slirpnet *sn, struct in_addr host_addr, int bound_port);
 
 void slirpnet_stats(const struct slirpnet *sn, struct slirpnet_stats *st);
 const char *slirpnet_drop_name(enum slirpnet_drop reason);
+/* The version of the libslirp we run on ("4.7.0"), for `diagnose`. */
+const char *slirpnet_libslirp_version(void);
 
 #endif

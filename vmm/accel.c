@@ -48,8 +48,12 @@ static bool path_exists(const char *p)
 /* Returns true when KVM can run the guest; otherwise says why in reason. */
 static bool kvm_usable(char *reason, size_t len)
 {
+	/* "hypervisor": this host is itself a VM, so KVM here would be nested virtualization */
+	bool nested = cpuinfo_has_flag("hypervisor");
 	if (!cpuinfo_has_flag("vmx") && !cpuinfo_has_flag("svm")) {
-		snprintf(reason, len, "tcg: no vmx/svm in /proc/cpuinfo (no hardware virtualization)");
+		snprintf(reason, len, "tcg: no vmx/svm in /proc/cpuinfo (%s)", nested
+			 ? "this host is a VM and its hypervisor offers no nested virtualization"
+			 : "no hardware virtualization, or it is off in the firmware");
 		return false;
 	}
 	if (path_exists("/sys/module/kvm_pvm")) {
@@ -63,7 +67,8 @@ static bool kvm_usable(char *reason, size_t len)
 		return false;
 	}
 	close(fd);
-	snprintf(reason, len, "kvm: hardware virtualization and a usable /dev/kvm");
+	snprintf(reason, len, "kvm: %shardware virtualization and a usable /dev/kvm",
+		 nested ? "nested " : "");
 	return true;
 }
 

@@ -100,6 +100,15 @@ static int check_assets(const struct vmm_asset_paths *p, struct vmm_assets *a, s
 	return 0;
 }
 
+int vmm_assets_paths(const struct vmm_asset_paths *p, struct vmm_assets *a, struct ml_err *e)
+{
+	memset(a, 0, sizeof(*a));
+	int r = find_paths(p, a, e);
+	if (r < 0)
+		vmm_assets_free(a);
+	return r;
+}
+
 int vmm_assets_find(const struct vmm_asset_paths *p, struct vmm_assets *a, struct ml_err *e)
 {
 	memset(a, 0, sizeof(*a));

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "vmm/vmm_internal.h"
 
 /* Bytes read per pump call at most, so a flooding guest cannot starve the caller's event loop;
@@ -63,24 +64,14 @@ int vmm_console_read(struct vmm_console *c)
 }
 
 /* The tail ends up in error messages on the user's terminal: guest bytes there must not carry
- * escape sequences, so control characters other than newline and tab become '?'. */
-static char printable(char ch)
-{
-	if (ch == '\n' || ch == '\t')
-		return ch;
-	return (unsigned char)ch < 0x20 || ch == 0x7f ? '?' : ch;
-}
-
+ * escape sequences (ml_text_clean keeps newlines and tabs, drops carriage returns). */
 const char *vmm_console_tail_of(struct vmm_console *c)
 {
+	char raw[VMM_CONSOLE_TAIL];
 	size_t start = (c->ring_head + sizeof(c->ring) - c->ring_len) % sizeof(c->ring);
-	size_t n = 0;
-	for (size_t i = 0; i < c->ring_len; i++) {
-		char ch = c->ring[(start + i) % sizeof(c->ring)];
-		if (ch != '\r')
-			c->tail[n++] = printable(ch);
-	}
-	c->tail[n] = '\0';
+	for (size_t i = 0; i < c->ring_len; i++)
+		raw[i] = c->ring[(start + i) % sizeof(c->ring)];
+	ml_text_clean(c->tail, sizeof(c->tail), raw, c->ring_len, ML_TEXT_LINES);
 	/* When older output fell off the ring the first line is a fragment: drop it. */
 	char *from = c->tail;
 	char *nl = c->ring_len == sizeof(c->ring) ? strchr(c->tail, '\n') : NULL;

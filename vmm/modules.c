@@ -16,7 +16,7 @@
  * port; net: the NIC; overlay: the writable root; virtio_rng: entropy for the guest's getrandom.
  * The closure adds virtio, virtio_ring, failover and net_failover. */
 const char *const vmm_needed_modules[] = {
-	"virtio_mmio", "virtio_blk", "virtio_console", "virtio_net", "overlay", "virtio_rng", NULL,
+	"virtio_mmio", "virtio_blk", "virtio_console", "virtio_net", "overlay", "virtio_rng", "fuse", NULL,
 };
 
 #define MODULES_DEP_MAX (32u << 20)

@@ -1,11 +1,11 @@
-/* vmm/qemu.c - one VM: launch the engine as our child, wait for its control channel, watch it,
- * kill it.
+/* vmm/qemu.c - one VM: launch the engine as our child, wait for its channels, watch it, kill it.
  *
- * Order matters (docs/guest-traps.md): the control socket listens before QEMU starts, because
- * a QEMU client chardev that finds no listener fails (and a netdev one runs on silently dead).
- * QEMU connects at start-up, long before the guest boots, so the accept() here is quick; the
- * guest's agent then opens its end of the port and says PT_HELLO on the connection we hold. We
- * never half-close that connection: virtio-serial would drop the channel for good. */
+ * Order matters (docs/guest-traps.md): every channel socket (chans.c) listens before QEMU
+ * starts, because a QEMU client chardev that finds no listener fails (and a netdev one runs on
+ * silently dead). QEMU connects at start-up, long before the guest boots, so the accepts here
+ * are quick; the guest's agent then opens its end of the control port and says PT_HELLO on the
+ * connection we hold. We never half-close a serial connection: virtio-serial would drop the
+ * channel for good. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,9 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,26 +23,6 @@
 #include "vmm/vmm_internal.h"
 
 #define CONNECT_TIMEOUT_MS 10000
-
-/* what: "control" or "network", for the messages. */
-static int engine_listen(const char *path, const char *what, struct ml_err *e)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return ml_err_set(e, -ENAMETOOLONG, "%s socket path too long (%zu bytes, at most "
-				  "%zu): %s", what, strlen(path), sizeof(sa.sun_path) - 1, path);
-	strcpy(sa.sun_path, path);
-	/* a socket left by a crashed run of this VM; the state dir is ours alone */
-	unlink(path);
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return ml_err_set(e, -errno, "create %s socket: %s", what, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return ml_err_set(e, -errno, "bind %s socket %s: %s", what, path, strerror(errno));
-	if (chmod(path, 0600) < 0 || listen(fd, 1) < 0)
-		return ml_err_set(e, -errno, "listen on %s socket %s: %s", what, path, strerror(errno));
-	return steal_fd(&fd);
-}
 
 static void close_from(int lowfd)
 {
@@ -137,51 +114,35 @@ static int engine_died(struct vmm *vm, struct ml_err *e)
 			  how, last_line(vm));
 }
 
-/* Accepts the engine's connection into *slot; 1 when taken, 0 when there was nothing to take
- * after all. The peer is not checked by pid: the socket sits in our 0700 state dir, so only our
- * own user (or root) can reach it, and a pid check would refuse a MATCHLOCK_QEMU wrapper that
- * forks. */
-static int accept_engine(int lfd, int *slot, const char *what, struct ml_err *e)
-{
-	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return errno == EAGAIN || errno == EINTR || errno == ECONNABORTED
-			       ? 0 : ml_err_set(e, -errno, "accept %s channel: %s", what, strerror(errno));
-	*slot = fd;
-	return 1;
-}
-
-/* Waits until the engine has connected the control channel and, when there is one, the NIC's
- * frame stream (QEMU connects both while it initialises, before the guest runs). */
-static int wait_for_engine(struct vmm *vm, int ctl_lfd, int net_lfd, struct ml_err *e)
+/* Waits until the engine has connected every channel (QEMU connects them while it initialises,
+ * before the guest runs), draining the console meanwhile. */
+static int wait_for_engine(struct vmm *vm, struct ml_err *e)
 {
 	int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
-	for (;;) {
-		bool ctl_done = vm->ctl_fd >= 0, net_done = net_lfd < 0 || vm->net_fd >= 0;
-		if (ctl_done && net_done)
-			return 0;
+	int pending;
+	while ((pending = vmm_chans_pending(vm)) >= 0) {
 		int64_t left = deadline - now_ms();
 		if (left <= 0)
 			break;
-		struct pollfd pfd[3] = { { .fd = vm->con.fd, .events = POLLIN },
-					 { .fd = ctl_done ? -1 : ctl_lfd, .events = POLLIN },
-					 { .fd = net_done ? -1 : net_lfd, .events = POLLIN } };
-		if (poll(pfd, 3, (int)left) < 0 && errno != EINTR)
+		struct pollfd pfd[1 + VMM_CHAN_COUNT] = { { .fd = vm->con.fd, .events = POLLIN } };
+		for (int i = 0; i < VMM_CHAN_COUNT; i++)
+			pfd[1 + i] = (struct pollfd){ .fd = vm->chan[i].lfd, .events = POLLIN };
+		if (poll(pfd, 1 + VMM_CHAN_COUNT, (int)left) < 0 && errno != EINTR)
 			return ml_err_set(e, -errno, "poll: %s", strerror(errno));
 		if (pfd[0].revents && vmm_console_pump(vm) == -EPIPE)
 			return engine_died(vm, e);
-		int r = 0;
-		if (pfd[1].revents)
-			r = accept_engine(ctl_lfd, &vm->ctl_fd, "control", e);
-		if (r >= 0 && pfd[2].revents)
-			r = accept_engine(net_lfd, &vm->net_fd, "network", e);
-		if (r < 0)
-			return r;
+		for (int i = 0; i < VMM_CHAN_COUNT; i++) {
+			int r = pfd[1 + i].revents ? vmm_chan_accept(&vm->chan[i], vmm_chans[i].what, e) : 0;
+			if (r < 0)
+				return r;
+		}
 	}
+	if (pending < 0)
+		return 0;
 	vmm_kill(vm);
 	vmm_console_pump(vm);
 	return ml_err_set(e, -ETIMEDOUT, "the VM engine did not connect the %s channel within %d s: %s",
-			  vm->ctl_fd < 0 ? "control" : "network", CONNECT_TIMEOUT_MS / 1000, last_line(vm));
+			  vmm_chans[pending].what, CONNECT_TIMEOUT_MS / 1000, last_line(vm));
 }
 
 static const char *accel_name(enum vmm_accel a)
@@ -202,6 +163,23 @@ static void log_launch(const struct vmm_config *c, char *const *argv)
 	ml_info("engine: %s", line ? line : "(out of memory)");
 }
 
+static int check_drives(const struct vmm_config *c, struct ml_err *e)
+{
+	if (c->n_drives > VMM_MAX_DRIVES)
+		return ml_err_set(e, -E2BIG, "vmm_start: %zu extra disks (at most %d)", c->n_drives, VMM_MAX_DRIVES);
+	for (size_t i = 0; i < c->n_drives; i++) {
+		const struct vmm_drive *d = &c->drives[i];
+		size_t n = d->serial ? strlen(d->serial) : 0;
+		if (!d->path || n == 0 || n > 20 || strspn(d->serial, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+			return ml_err_set(e, -EINVAL, "vmm_start: extra disk %zu needs a path and a serial of "
+					  "1-20 [a-z0-9-]", i);
+		if (access(d->path, d->readonly ? R_OK : R_OK | W_OK) < 0)
+			return ml_err_set(e, -errno, "cannot %s %s: %s", d->readonly ? "read" : "read and write",
+					  d->path, strerror(errno));
+	}
+	return 0;
+}
+
 static int check_config(const struct vmm_config *c, struct ml_err *e)
 {
 	if (!c->state_dir || !c->kernel || !c->initrd || !c->rootfs || !c->scratch)
@@ -218,19 +196,7 @@ static int check_config(const struct vmm_config *c, struct ml_err *e)
 		return ml_err_set(e, -errno, "cannot write %s: %s", c->scratch, strerror(errno));
 	if (c->mem_mb < 64)
 		return ml_err_set(e, -EINVAL, "guest memory %u MiB is too small (at least 64)", c->mem_mb);
-	return 0;
-}
-
-/* The benchmark's baseline (QEMU's own libslirp instead of ours) is chosen by environment so
- * that the same binary, VM and guest image are measured both ways. */
-static bool net_via_supervisor(const struct vmm_config *c)
-{
-	if (c->network && c->qemu_user_net) {
-		ml_warn("MATCHLOCK_NET_BACKEND=qemu-user: QEMU's own user networking, without matchlock's "
-			"policy (benchmark baseline)");
-		return false;
-	}
-	return c->network;
+	return check_drives(c, e);
 }
 
 static int start(struct vmm *vm, const struct vmm_config *c, struct ml_err *e)
@@ -240,26 +206,20 @@ static int start(struct vmm *vm, const struct vmm_config *c, struct ml_err *e)
 	int r = vmm_qemu_binary(c->engine, &bin, e);
 	if (r < 0)
 		return r;
-	if (asprintf(&vm->ctl_path, "%s/ctl.sock", c->state_dir) < 0) {
-		vm->ctl_path = NULL;
-		return ml_err_set(e, -ENOMEM, "out of memory");
-	}
-	if (net_via_supervisor(c) && asprintf(&vm->net_path, "%s/net.sock", c->state_dir) < 0) {
-		vm->net_path = NULL;
-		return ml_err_set(e, -ENOMEM, "out of memory");
-	}
-	if ((r = vmm_qemu_argv(c, bin, vm->ctl_path, vm->net_path, vmm_host_tsc_khz(), &argv, e)) < 0)
+	if ((r = vmm_chans_listen(vm, c, e)) < 0)
 		return r;
-	_cleanup_close_ int lfd = engine_listen(vm->ctl_path, "control", e);
-	if (lfd < 0)
-		return lfd;
-	_cleanup_close_ int net_lfd = vm->net_path ? engine_listen(vm->net_path, "network", e) : -1;
-	if (vm->net_path && net_lfd < 0)
-		return net_lfd;
+	const char *paths[VMM_CHAN_COUNT];
+	for (int i = 0; i < VMM_CHAN_COUNT; i++)
+		paths[i] = vm->chan[i].path;
+	if (c->network && !paths[VMM_CHAN_NET])
+		ml_warn("MATCHLOCK_NET_BACKEND=qemu-user: QEMU's own user networking, without matchlock's "
+			"policy (benchmark baseline)");
+	if ((r = vmm_qemu_argv(c, bin, paths, vmm_host_tsc_khz(), &argv, e)) < 0)
+		return r;
 	log_launch(c, argv);
 	if ((r = spawn(vm, bin, argv, e)) < 0)
 		return r;
-	return wait_for_engine(vm, lfd, net_lfd, e);
+	return wait_for_engine(vm, e);
 }
 
 int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
@@ -270,8 +230,7 @@ int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
 	struct vmm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return ml_err_set(e, -ENOMEM, "out of memory");
-	vm->ctl_fd = -1;
-	vm->net_fd = -1;
+	vmm_chans_init(vm);
 	vmm_console_init(&vm->con, -1, c->log);
 	vm->reaped = true; /* nothing to reap until spawn() */
 	if ((r = start(vm, c, e)) < 0) {
@@ -282,8 +241,8 @@ int vmm_start(const struct vmm_config *c, struct vmm **out, struct ml_err *e)
 	return 0;
 }
 
-int vmm_ctl_fd(const struct vmm *vm) { return vm->ctl_fd; }
-int vmm_net_fd(const struct vmm *vm) { return vm->net_fd; }
+int vmm_ctl_fd(const struct vmm *vm) { return vmm_chan_fd(vm, VMM_CHAN_CTL); }
+int vmm_net_fd(const struct vmm *vm) { return vmm_chan_fd(vm, VMM_CHAN_NET); }
 int vmm_console_fd(const struct vmm *vm) { return vm->con.fd; }
 pid_t vmm_pid(const struct vmm *vm) { return vm->pid; }
 int vmm_console_pump(struct vmm *vm) { return vmm_console_read(&vm->con); }
@@ -307,6 +266,25 @@ int vmm_reap(struct vmm *vm, int *status)
 	return 1;
 }
 
+int vmm_wait_exit(struct vmm *vm, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	bool eof = vm->con.fd < 0;
+	while (!vmm_reap(vm, NULL)) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (eof) { /* it closed its output and is exiting: only the reap is left */
+			usleep(5000);
+			continue;
+		}
+		struct pollfd p = { .fd = vm->con.fd, .events = POLLIN };
+		if (poll(&p, 1, left > 50 ? 50 : (int)left) > 0)
+			eof = vmm_console_pump(vm) == -EPIPE;
+	}
+	return 0;
+}
+
 void vmm_kill(struct vmm *vm)
 {
 	if (!vm || vm->reaped)
@@ -326,17 +304,8 @@ void vmm_free(struct vmm *vm)
 	if (!vm)
 		return;
 	vmm_kill(vm);
-	if (vm->ctl_fd >= 0)
-		close(vm->ctl_fd);
+	vmm_chans_close(vm);
 	if (vm->con.fd >= 0)
 		close(vm->con.fd);
-	if (vm->net_fd >= 0)
-		close(vm->net_fd);
-	if (vm->ctl_path)
-		unlink(vm->ctl_path);
-	if (vm->net_path)
-		unlink(vm->net_path);
-	free(vm->ctl_path);
-	free(vm->net_path);
 	free(vm);
 }

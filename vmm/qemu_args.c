@@ -140,6 +140,27 @@ static void add_kernel(struct argv_builder *b, const struct vmm_config *c, unsig
 	add(b, "chardev:con0");
 }
 
+/* format=raw always: QEMU must never probe a user's file for a format (a raw disk holding a
+ * qcow2 header would otherwise make QEMU open the backing file it names). werror=report: the
+ * default stops the whole VM when the host's disk is full, which would hang the sandbox; the
+ * guest gets an I/O error instead. */
+static void add_extra_drives(struct argv_builder *b, const struct vmm_config *c)
+{
+	for (size_t i = 0; i < c->n_drives && !b->err; i++) {
+		const struct vmm_drive *d = &c->drives[i];
+		_cleanup_free_ char *path = qemu_escape(d->path);
+		if (!path) {
+			b->err = -ENOMEM;
+			return;
+		}
+		add(b, "-drive");
+		add(b, "id=xd%zu,file=%s,format=raw,if=none,%s,werror=report,rerror=report", i, path,
+		    d->readonly ? "readonly=on" : "discard=unmap");
+		add(b, "-device");
+		add(b, "virtio-blk-device,drive=xd%zu,serial=%s", i, d->serial);
+	}
+}
+
 static void add_disks(struct argv_builder *b, const struct vmm_config *c)
 {
 	_cleanup_free_ char *root = qemu_escape(c->rootfs), *scratch = qemu_escape(c->scratch);
@@ -155,55 +176,74 @@ static void add_disks(struct argv_builder *b, const struct vmm_config *c)
 	 * loses nothing anyone keeps: cache=unsafe lets the guest's flushes return at once.
 	 * discard=unmap gives the space of deleted guest files back to the sparse file. */
 	add(b, "-drive");
-	add(b, "id=scratch,file=%s,format=raw,if=none,cache=unsafe,discard=unmap", scratch);
+	add(b, "id=scratch,file=%s,format=raw,if=none,cache=unsafe,discard=unmap,werror=report", scratch);
 	add(b, "-device");
 	add(b, "virtio-blk-device,drive=scratch,serial=scratch");
+	add_extra_drives(b, c);
 }
 
-static void add_channels(struct argv_builder *b, const char *ctl_path)
+/* A serial channel: QEMU is the client of our socket (we listen before launching it, so it can
+ * never miss us); the guest finds the port by its name. */
+static void add_serial(struct argv_builder *b, const struct vmm_chan_def *d, const char *path)
 {
-	_cleanup_free_ char *ctl = qemu_escape(ctl_path);
-	if (!ctl) {
+	_cleanup_free_ char *p = qemu_escape(path);
+	if (!p) {
 		b->err = -ENOMEM;
 		return;
 	}
+	add(b, "-chardev");
+	add(b, "socket,id=%s,path=%s,server=off", d->id, p);
+	add(b, "-device");
+	add(b, "virtserialport,chardev=%s,name=%s", d->id, d->port);
+}
+
+/* The guest NIC on the supervisor's frame socket: a stream netdev that finds no listener runs
+ * on with a dead NIC and says nothing, hence the listen before launch. */
+static void add_netdev(struct argv_builder *b, const struct vmm_chan_def *d, const char *path)
+{
+	_cleanup_free_ char *p = qemu_escape(path);
+	if (!p) {
+		b->err = -ENOMEM;
+		return;
+	}
+	add(b, "-netdev");
+	add(b, "stream,id=%s,server=off,addr.type=unix,addr.path=%s", d->id, p);
+	add(b, "-device");
+	add(b, "virtio-net-device,netdev=%s,mac=%s", d->id, VMM_GUEST_MAC);
+}
+
+static void add_channels(struct argv_builder *b, const char *const paths[VMM_CHAN_COUNT])
+{
 	add(b, "-device");
 	add(b, "virtio-serial-device");
-	/* QEMU is the client: we listen before launching it, so it can never miss us. */
-	add(b, "-chardev");
-	add(b, "socket,id=ctl,path=%s,server=off", ctl);
-	add(b, "-device");
-	add(b, "virtserialport,chardev=ctl,name=org.matchlock.ctl");
+	for (int i = 0; i < VMM_CHAN_COUNT; i++) {
+		if (!paths[i])
+			continue;
+		if (vmm_chans[i].kind == VMM_CHAN_SERIAL)
+			add_serial(b, &vmm_chans[i], paths[i]);
+		else
+			add_netdev(b, &vmm_chans[i], paths[i]);
+	}
 	add(b, "-device");
 	add(b, "virtio-rng-device");
 }
 
-/* The guest NIC. Normally QEMU is a client of the supervisor's frame socket (net_path), which
- * we listen on before launching it: a stream netdev that finds no listener runs on with a dead
- * NIC and says nothing. MATCHLOCK_NET_BACKEND=qemu-user swaps in QEMU's own libslirp instead
- * (no policy, no DNS handling of ours): only the benchmark uses it, as the baseline. */
-static void add_network(struct argv_builder *b, const struct vmm_config *c, const char *net_path)
+/* A NIC without our frame channel: MATCHLOCK_NET_BACKEND=qemu-user swaps in QEMU's own libslirp
+ * (no policy, no DNS handling of ours). Only the benchmark uses it, as the baseline. */
+static void add_baseline_network(struct argv_builder *b, const struct vmm_config *c,
+				 const char *const paths[VMM_CHAN_COUNT])
 {
-	if (!c->network)
+	if (!c->network || paths[VMM_CHAN_NET])
 		return;
-	if (net_path) {
-		_cleanup_free_ char *p = qemu_escape(net_path);
-		if (!p) {
-			b->err = -ENOMEM;
-			return;
-		}
-		add(b, "-netdev");
-		add(b, "stream,id=n0,server=off,addr.type=unix,addr.path=%s", p);
-	} else {
-		add(b, "-netdev");
-		add(b, "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3");
-	}
+	add(b, "-netdev");
+	add(b, "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3");
 	add(b, "-device");
 	add(b, "virtio-net-device,netdev=n0,mac=%s", VMM_GUEST_MAC);
 }
 
-int vmm_qemu_argv(const struct vmm_config *c, const char *binary, const char *ctl_path,
-		  const char *net_path, unsigned long tsc_khz, char ***argv, struct ml_err *e)
+int vmm_qemu_argv(const struct vmm_config *c, const char *binary,
+		  const char *const paths[VMM_CHAN_COUNT], unsigned long tsc_khz, char ***argv,
+		  struct ml_err *e)
 {
 	struct argv_builder b = { 0 };
 	add(&b, "%s", binary);
@@ -212,8 +252,8 @@ int vmm_qemu_argv(const struct vmm_config *c, const char *binary, const char *ct
 	if (!b.err)
 		add_disks(&b, c);
 	if (!b.err)
-		add_channels(&b, ctl_path);
-	add_network(&b, c, net_path);
+		add_channels(&b, paths);
+	add_baseline_network(&b, c, paths);
 	if (b.err) {
 		strv_free(b.v);
 		return ml_err_set(e, b.err, "out of memory");

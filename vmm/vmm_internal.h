@@ -33,16 +33,45 @@ int vmm_console_read(struct vmm_console *c);
 void vmm_console_feed(struct vmm_console *c, const char *data, size_t len);
 const char *vmm_console_tail_of(struct vmm_console *c);
 
+/* ---- guest channels (chans.c): one table, one state per row ---- */
+enum vmm_chan_kind {
+	VMM_CHAN_SERIAL, /* a virtio-serial port (-chardev socket + virtserialport) */
+	VMM_CHAN_NETDEV, /* the NIC's frame stream (-netdev stream + virtio-net-device) */
+};
+struct vmm_chan_def {
+	const char *what;  /* for messages: "control", "network", "files" */
+	const char *sock;  /* socket file name in the state dir */
+	enum vmm_chan_kind kind;
+	const char *id;    /* QEMU chardev/netdev id */
+	const char *port;  /* virtserialport name the guest looks for (serial only) */
+	bool (*wanted)(const struct vmm_config *c);
+};
+extern const struct vmm_chan_def vmm_chans[VMM_CHAN_COUNT];
+
+struct vmm_chan_state {
+	int fd;      /* the engine's connection, nonblocking; -1 until accepted (or unused) */
+	int lfd;     /* listening socket until the engine connected; -1 after */
+	char *path;  /* <state_dir>/<sock>, unlinked by vmm_free; NULL when the channel is off */
+};
+
 struct vmm {
 	pid_t pid;          /* 0 once reaped */
 	int status;         /* wait status once reaped */
 	bool reaped;
-	int ctl_fd;
-	char *ctl_path;     /* <state_dir>/ctl.sock, unlinked by vmm_free */
-	int net_fd;         /* the engine's frame stream, -1 without one */
-	char *net_path;     /* <state_dir>/net.sock, unlinked by vmm_free */
+	struct vmm_chan_state chan[VMM_CHAN_COUNT];
 	struct vmm_console con;
 };
+
+void vmm_chans_init(struct vmm *vm);
+/* Listens on the socket of every channel c wants (before the engine starts). */
+int vmm_chans_listen(struct vmm *vm, const struct vmm_config *c, struct ml_err *e);
+/* The first channel still waiting for the engine's connection, or -1 when all are connected. */
+int vmm_chans_pending(const struct vmm *vm);
+/* Accepts the engine's connection on ch: 1 taken, 0 nothing to take yet, <0 error. */
+int vmm_chan_accept(struct vmm_chan_state *ch, const char *what, struct ml_err *e);
+/* Closes every fd and unlinks every socket file. */
+void vmm_chans_close(struct vmm *vm);
+int vmm_chan_listen(const char *path, const char *what, struct ml_err *e);
 
 /* ---- newc cpio writer (cpio.c) ---- */
 struct cpio_writer {
@@ -81,11 +110,13 @@ int vmm_initramfs_key(const struct vmm_assets *a, const void *agent, size_t agen
 /* Resolves the engine binary: override (the caller's $MATCHLOCK_QEMU) if set, else
  * qemu-system-x86_64 from $PATH. */
 int vmm_qemu_binary(const char *override, char **path, struct ml_err *e);
-/* Builds the full argv (NULL-terminated, argv[0] = binary) for config c with the control socket
- * at ctl_path and, when c->network, the frame socket at net_path (NULL: QEMU's own user
- * networking, the benchmark's baseline). tsc_khz 0 leaves tsc_early_khz out. */
-int vmm_qemu_argv(const struct vmm_config *c, const char *binary, const char *ctl_path,
-		  const char *net_path, unsigned long tsc_khz, char ***argv, struct ml_err *e);
+/* Builds the full argv (NULL-terminated, argv[0] = binary) for config c; paths[i] is the socket
+ * of channel i (vmm_chans), NULL when that channel is off. A NIC without the network channel
+ * (c->network, paths[VMM_CHAN_NET] NULL) is QEMU's own user networking, the benchmark's
+ * baseline. tsc_khz 0 leaves tsc_early_khz out. */
+int vmm_qemu_argv(const struct vmm_config *c, const char *binary,
+		  const char *const paths[VMM_CHAN_COUNT], unsigned long tsc_khz, char ***argv,
+		  struct ml_err *e);
 /* One printable line for the log (arguments with spaces quoted). malloc'd, NULL on ENOMEM. */
 char *vmm_argv_line(char *const *argv);
 

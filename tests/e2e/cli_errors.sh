@@ -62,8 +62,18 @@ chmod 0644 "$T_TMP/envfile"
 bad_input "env file line" "parse env file line $T_TMP/envfile:2" run --image x --env-file "$T_TMP/envfile" -- true
 bad_input "add-host format" "invalid add-host mapping" run --image x --add-host invalid-spec -- true
 bad_input "add-host ip" 'invalid add-host ip: "999.1.1.1"' run --image x --add-host h:999.1.1.1 -- true
+# allow-list entries the guest could turn against the user, refused before anything starts
+bad_input "--allow-host github.*" 'invalid allow-host "github.*": a '"'*'"' in the last label lets the guest pick the top-level domain' run --image x --allow-host 'github.*' -- true
+bad_input "--allow-host api.*.example.com" 'invalid allow-host "api.*.example.com": a bare '"'*'"' label is allowed only first' run --image x --allow-host 'api.*.example.com' -- true
+bad_input "--allow-host *github.com" 'invalid allow-host "*github.com": keep at least two whole labels after the last' run --image x --allow-host '*github.com' -- true
+bad_input "--allow-host *.com" 'invalid allow-host "*.com"' run --image x --allow-host ok.example.com,'*.com' -- true
+bad_input "--allow-host bad port" 'invalid allow-host "web.test:0": bad port' run --image x --allow-host web.test:0 -- true
+# QEMU's own user networking has none of the policy: a policy option must not be ignored
+ML_ENV=MATCHLOCK_NET_BACKEND=qemu-user bad_input "qemu-user + --allow-host" "MATCHLOCK_NET_BACKEND=qemu-user cannot be combined with --allow-host" run --image x --allow-host web.test -- true
+ML_ENV=MATCHLOCK_NET_BACKEND=qemu-user bad_input "qemu-user + -p" "MATCHLOCK_NET_BACKEND=qemu-user cannot be combined with --publish" run --image x -p 8080 -- true
 bad_input "unknown command" 'unknown command "frobnicate"' frobnicate
-bad_input "later command" "matchlock exec is not supported yet" exec vm-12345678 true
+bad_input "later command" "matchlock build is not supported yet" build .
+bad_input "exec into an unknown VM" "VM not found vm-12345678: VM vm-12345678 not found" exec vm-12345678 true
 # Not in the store, and its registry (a closed loopback port) cannot be reached.
 bad_input "image not in store, registry down" "127.0.0.1:9/no-such-image:1.0" run --image 127.0.0.1:9/no-such-image:1.0 -- true
 bad_input "malformed image reference" "invalid reference" run --image 'Bad Ref!' -- true

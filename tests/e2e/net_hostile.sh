@@ -33,7 +33,7 @@ T c_meta 10 $NT connect 169.254.169.254 80
 T c_priv 10 $NT connect 10.99.0.10 80
 T c_alias 10 $NT connect 10.0.2.3 80
 T c_slot 10 $NT connect 10.0.2.150 80
-T c_host 10 $NT connect 100.64.0.2 80
+T c_host 10 $NT connect $W_HOST_ADDR 80
 T c_web 10 $NT connect 198.51.100.10 80
 T dnsbad 10 $NT dnsbad 8.8.8.8
 T dnsbad_alias 10 $NT dnsbad 10.0.2.3
@@ -63,7 +63,7 @@ check_refused c_meta "TCP to 169.254.169.254 refused"
 check_refused c_priv "TCP to 10.99.0.10 refused"
 check_refused c_alias "TCP to the DNS alias 10.0.2.3 refused"
 check_refused c_slot "TCP to a flow slot 10.0.2.150 unreachable" 8
-check_refused c_host "TCP to the host's own address 100.64.0.2 refused"
+check_refused c_host "TCP to the host's own address $W_HOST_ADDR refused"
 check_g_ok "TCP to a public address still opens" "$out" c_web "open:hello_from_web"
 check_g_ok "malformed DNS queries sent" "$out" dnsbad "dnsbad-sent"
 check_g_ok "a DNS flood of 1000 queries" "$out" dnsflood "dnsflood 1000"

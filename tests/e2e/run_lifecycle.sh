@@ -36,7 +36,7 @@ kill -KILL $pid; wait $pid 2>/dev/null
 check_no_qemu_left "kill -9 of run: the VM died with it"
 out=$(ml gc); rc=$?
 check_eq "gc: exit 0" 0 "$rc"
-check_contains "gc cleaned the crashed VM" "cleaned scratch_remove" "$out"
+check_contains "gc cleaned the crashed VM" "scratch_remove" "$out"
 check_contains "gc summary" "Reconciled 1 VMs" "$out"
 left=$(find "$ML_HOME/.matchlock/vms" -name scratch.ext4 | wc -l)
 check_eq "gc left no scratch disk" 0 "$left"

@@ -1,6 +1,8 @@
 /* tests/fuzz/ctl_host.c - the host end of the control protocol fed hostile guest bytes.
- * Three execs are open (streams 1-3) so data, credit, exit and error frames reach real state.
- * The channel may end (that is the right answer to garbage); the process must not. */
+ * Three execs are open (streams 1-3) so data, credit, exit and error frames reach real state;
+ * HELLO is answered with CONFIG as the sandbox does; stream 2 is released on its first output
+ * (its later frames must reach nothing), and stdin is queued on stream 1. The channel may end
+ * (that is the right answer to garbage); the process must not. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +18,25 @@ static void fz_output(void *arg, int fd, const uint8_t *d, size_t n)
 {
 	(void)fd;
 	(void)d;
-	ctl_exec_consumed(fz_ctl, *(uint32_t *)arg, n);
+	uint32_t stream = *(uint32_t *)arg;
+	ctl_exec_consumed(fz_ctl, stream, n);
+	if (stream == fz_streams[1])
+		ctl_exec_release(fz_ctl, stream);
 }
 static void fz_exited(void *arg, int code, int sig) { (void)arg; (void)code; (void)sig; }
 static void fz_failed(void *arg, const char *msg) { (void)arg; (void)msg; }
-static const struct ctl_exec_ops fz_exec_ops = { .output = fz_output, .exited = fz_exited, .failed = fz_failed };
-static const struct ctl_ops fz_ops = { 0 };
+static void fz_stdin_ready(void *arg) { ctl_exec_stdin(fz_ctl, *(uint32_t *)arg, "more", 4); }
+static const struct ctl_exec_ops fz_exec_ops = { .output = fz_output, .exited = fz_exited,
+						 .failed = fz_failed, .stdin_ready = fz_stdin_ready };
+static void fz_hello(void *arg, uint32_t version, const char *info)
+{
+	(void)arg;
+	(void)version;
+	(void)info;
+	struct proto_config cfg = { .hostname = "fuzz" };
+	ctl_configure(fz_ctl, &cfg);
+}
+static const struct ctl_ops fz_ops = { .hello = fz_hello };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct proto_exec x = { .argv = argv };
 	for (int i = 0; i < 3; i++)
 		ctl_exec(fz_ctl, &x, &fz_exec_ops, &fz_streams[i], &fz_streams[i]);
+	ctl_exec_stdin(fz_ctl, fz_streams[0], "input", 5);
 	size_t off = 0;
 	while (off < size) {
 		ssize_t n = write(sv[1], data + off, size - off);

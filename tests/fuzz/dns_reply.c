@@ -1,20 +1,20 @@
-/* tests/fuzz/dns_reply.c - hostile upstream DNS replies through dnsmsg_parse_a(), the reader
- * slirpnet uses to learn which addresses a name was given. The input is the reply itself, in
+/* tests/fuzz/dns_reply.c - hostile upstream DNS replies through dnswire_parse_answer(), the
+ * reader slirpnet and mitm use to learn which addresses a name was given. The input is the reply itself, in
  * an exact-size heap copy so ASan sees any read past it. Beyond crashes and sanitizer reports,
  * the contract is checked: an accepted reply reports a non-empty lowercase host name, at most
- * DNSMSG_ADDRS_MAX distinct addresses, and a TTL of zero when it reports none. */
+ * DNSWIRE_ADDRS_MAX distinct addresses, and a TTL of zero when it reports none. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "slirpnet/dnsmsg.h"
+#include "dnswire/dnswire.h"
 
-static void check(const struct dnsmsg_a *a)
+static void check(const struct dnswire_answer *a)
 {
 	size_t len = strnlen(a->name, sizeof(a->name));
 
-	if (len == sizeof(a->name) || a->n > DNSMSG_ADDRS_MAX || (!a->n && a->ttl_s))
+	if (len == sizeof(a->name) || a->n > DNSWIRE_ADDRS_MAX || (!a->n && a->ttl_s))
 		abort();
 	if (!a->n)
 		return;
@@ -34,12 +34,12 @@ static void check(const struct dnsmsg_a *a)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t *msg = malloc(size ? size : 1);
-	struct dnsmsg_a a;
+	struct dnswire_answer a;
 
 	if (!msg)
 		return 0;
 	memcpy(msg, data, size);
-	if (dnsmsg_parse_a(msg, size, &a) == 0)
+	if (dnswire_parse_answer(msg, size, &a) == 0)
 		check(&a);
 	else if (a.n)
 		abort(); /* a refused reply must report nothing */

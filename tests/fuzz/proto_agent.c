@@ -12,8 +12,16 @@
 static void decode_all(const struct proto_frame *f)
 {
 	struct proto_config c;
-	if (proto_config_decode(f->payload, f->len, &c) == 0)
+	if (proto_config_decode(f->payload, f->len, &c) == 0) {
+		/* the disk decoder's promises: bounded count, a serial, an absolute path */
+		if (c.n_disks > PROTO_MAX_DISKS)
+			abort();
+		for (uint32_t i = 0; i < c.n_disks; i++)
+			if (!c.disks[i].serial[0] || strlen(c.disks[i].serial) > PROTO_DISK_SERIAL_MAX ||
+			    c.disks[i].path[0] != '/')
+				abort();
 		proto_config_free(&c);
+	}
 	struct proto_exec x;
 	if (proto_exec_decode(f->payload, f->len, &x) == 0) {
 		/* the decoder's promises: argv[0] non-empty, both lists NULL-terminated */

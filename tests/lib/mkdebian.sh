@@ -1,13 +1,14 @@
 #!/bin/sh
-# tests/lib/mkdebian.sh - the Debian bookworm test image (python3, curl, iperf3, git, wget,
-# ca-certificates) as an OCI layout directory,
-# built with `debootstrap --variant=minbase` from this machine's own Debian mirror (the one its
-# apt sources name) and cached in /var/cache/matchlock-test, keyed by the package list, so a CI
+# tests/lib/mkdebian.sh - the Debian bookworm test image (python3, curl, iperf3, git, python3-venv:
+# the workspace tests clone repositories and build virtualenvs; wget, ca-certificates: the
+# interception tests) as an OCI layout directory, built
+# with `debootstrap --variant=minbase` from this machine's own Debian mirror (the one its apt
+# sources name) and cached in /var/cache/matchlock-test, keyed by the package list, so a CI
 # run builds it once (about a minute) and later test files and `make bench` reuse it.
 #   mkdebian.sh  -> prints the layout directory (its image is tagged "bookworm" in the layout)
 # Root only (debootstrap chroots). The layer is a tar of the rootfs with numeric owners.
 set -eu
-PKGS="python3 curl iperf3 git wget ca-certificates"
+PKGS="python3 curl iperf3 git python3-venv wget ca-certificates"
 SUITE=bookworm
 CACHE=${MATCHLOCK_TEST_CACHE:-/var/cache/matchlock-test}
 
@@ -66,7 +67,7 @@ cfg = {"architecture": "amd64", "os": "linux", "created": "2025-05-20T00:00:00Z"
        "config": {"Cmd": ["python3"], "WorkingDir": "/srv/app", "User": "root",
                   "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"]},
        "rootfs": {"type": "layers", "diff_ids": [diff]},
-       "history": [{"created": "2025-05-20T00:00:00Z", "created_by": "debootstrap --variant=minbase --include=python3,curl,iperf3 bookworm"}]}
+       "history": [{"created": "2025-05-20T00:00:00Z", "created_by": "debootstrap --variant=minbase --include=python3,curl,iperf3,git,python3-venv bookworm"}]}
 cdig, csize = put(json.dumps(cfg).encode())
 man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdig, "size": csize},

@@ -6,8 +6,9 @@ given (uid, gid, mode, type), so the tests know what the guest must show.
   mkimage.py SCENARIO BASE.tar OUT.tar [EXPECT]
 
 Scenarios: fidelity (many entry types; EXPECT gets 'path uid gid mode type [target]' lines),
-whiteout, traversal, abs-hardlink, hardlink-outside, truncated, config (Entrypoint/Cmd/Env/
-User/WorkingDir set); for the registry tests: multilayer (whiteouts, hard links, setuid over
+whiteout, bigdir (20,000 files and 66,000 subdirectories in two directories, a third
+whited out by a second layer; EXPECT gets the names left), traversal, abs-hardlink, hardlink-outside, truncated, config (Entrypoint/Cmd/Env/
+User/WorkingDir set), noworkdir (no WorkingDir); for the registry tests: multilayer (whiteouts, hard links, setuid over
 three layers: gzip, uncompressed, zstd), platforms (an index: linux/arm64 first, linux/arm/v7,
 linux/amd64; each adds /platform naming itself), noamd64 (an index without linux/amd64), big
 (a 100 MB uncompressed layer of random bytes), bomb (a gzip layer of 1 MiB expanding to 16 GiB:
@@ -165,6 +166,10 @@ def build(scenario, base, out, expect_path):
                                             add(t, "entry.sh", data=b"#!/bin/sh\necho entry:\"$@\"\n", mode=0o755))))
         config["config"].update({"Entrypoint": ["/entry.sh"], "Cmd": ["from-cmd"], "User": "nobody",
                                  "WorkingDir": "/work", "Env": config["config"]["Env"] + ["IMG_VAR=from-image"]})
+    elif scenario == "noworkdir":
+        # like most public images: no WorkingDir, so a workspace becomes the working directory
+        config["config"].pop("WorkingDir", None)
+        extra.append(layer_bytes(lambda t: add(t, "noworkdir", data=b"1")))
     elif scenario == "multilayer":
         def l1(t):
             add(t, "ml", tarfile.DIRTYPE, mode=0o755)
@@ -186,6 +191,26 @@ def build(scenario, base, out, expect_path):
     elif scenario in ("platforms", "noamd64"):
         plats = [("arm64", None), ("arm", "v7")] + ([("amd64", None)] if scenario == "platforms" else [("s390x", None)])
         return write_index(out, config, layers, plats)
+    elif scenario == "bigdir":
+        # 20,000 files in one directory in three name shapes (short, bytes >= 0x80, 200 chars)
+        # and 66,000 subdirectories in another; the second layer whites out a third of the
+        # files and 1,000 subdirectories. EXPECT gets the names left in /bd.
+        def bd_name(i):
+            return "%0200d" % i if i % 10 == 9 else ("\u00e9t\u00e9-%05d" % i if i % 2 else "f-%05d" % i)
+        def l1(t):
+            add(t, "bd", tarfile.DIRTYPE, mode=0o755)
+            for i in range(20000):
+                add(t, "bd/" + bd_name(i), data=b"%d\n" % i)
+            add(t, "many", tarfile.DIRTYPE, mode=0o755)
+            for i in range(66000):
+                add(t, "many/d%d" % i, tarfile.DIRTYPE, mode=0o755)
+        def l2(t):
+            for i in range(0, 20000, 3):
+                add(t, "bd/.wh." + bd_name(i))
+            for i in range(1000):
+                add(t, "many/.wh.d%d" % (i * 7))
+        extra += [("raw", layer_bytes(l1)), ("raw", layer_bytes(l2))]
+        expect += [bd_name(i) for i in range(20000) if i % 3]
     elif scenario == "big":
         extra.append(("raw", layer_bytes(lambda t: add(t, "big.bin", data=os.urandom(100 << 20)))))
     elif scenario == "bomb":
@@ -226,7 +251,7 @@ def build(scenario, base, out, expect_path):
                         "digest": blob(manifest), "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}).encode()
     write_layout(out, blobs, index)
     if expect_path:
-        with open(expect_path, "w") as f:
+        with open(expect_path, "w", encoding="utf-8") as f:
             f.write("\n".join(sorted(expect)) + "\n")
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Host side (run inside the world's network namespace by tests/lib/networld.sh):
         record  appends "conn PEER" to DIR/rec-NAME.log for every accepted connection, answers
                 "HTTP/1.0 200 OK ... recorder NAME" and closes (so an allowed client gets a page
                 and a blocked one leaves no line).
+        sink    accepts every connection, logs "conn PEER" to DIR/rec-NAME.log, and never reads
+                nor closes it (a server that never reads: the client's data piles up).
         udp     appends "dgram PEER LEN" to DIR/rec-NAME.log for every datagram.
       Prints "ready" once every socket listens.
   nettools.py client-echo ADDR PORT PAYLOAD_BYTES
@@ -19,6 +21,7 @@ Host side (run inside the world's network namespace by tests/lib/networld.sh):
 
 Guest side (the Debian test image; the file is shipped base64-encoded in the command line):
   nettools.py dns SERVER NAME TYPE       one raw UDP query: "rcode=R an=N addrs=A,B"
+  nettools.py dnstcp SERVER NAME TYPE    the same over TCP (length-prefixed, RFC 1035 4.2.2)
   nettools.py halfclose ADDR PORT BYTES  send, SHUT_WR, read everything back; "halfclose-ok N"
   nettools.py many ADDR PORT COUNT BYTES COUNT connections open at once, each echoes its own
                                          payload; "many-ok COUNT" or "many-bad ..."
@@ -29,6 +32,10 @@ Guest side (the Debian test image; the file is shipped base64-encoded in the com
   nettools.py dnsbad SERVER              malformed DNS queries (valid UDP): "dnsbad-sent N"
   nettools.py dnsflood SERVER COUNT      COUNT queries for distinct names, not waiting for
                                          answers; then counts answers for 3 s: "dnsflood N M"
+  nettools.py stuff ADDR PORT N WEB      N connections to a server that never reads, each filled
+                                         until its writes block; then DNS and a new HTTP request
+                                         to WEB; prints START/STUFFED/HOLD markers for the host's
+                                         RSS readings (tests/e2e/net_pressure.sh)
 """
 import hashlib, os, random, select, socket, struct, sys, threading, time
 
@@ -176,6 +183,17 @@ def http_server(d, name):
     return conn
 
 
+def sink_server(d, name):
+    path = f"{d}/rec-{name}.log"
+    open(path, "a").close()
+    held = []
+
+    def conn(c, peer):
+        log_line(path, f"conn {peer[0]}:{peer[1]}")
+        held.append(c)  # kept open and never read until the process ends
+    return conn
+
+
 def udp_server(d, addr, port, name):
     path = f"{d}/rec-{name}.log"
     open(path, "a").close()
@@ -199,7 +217,7 @@ def serve(d, ttl, specs):
             continue
         ls = listen_tcp(addr, port)
         handler = {"http": lambda: http_server(d, name), "echo": lambda: echo_conn,
-                   "record": lambda: record_server(d, name)}[kind]()
+                   "record": lambda: record_server(d, name), "sink": lambda: sink_server(d, name)}[kind]()
         threads.append(lambda ls=ls, handler=handler: serve_forever(ls, handler))
     for t in threads:
         threading.Thread(target=t, daemon=True).start()
@@ -232,18 +250,34 @@ def client_echo(addr, port, nbytes):
 # ---------------------------------------------------------------- guest side: probes
 
 
-def dns_query(server, name, qtype):
-    qt = {"A": 1, "AAAA": 28, "TXT": 16, "MX": 15}[qtype]
+def recv_exact(s, n):
+    got = b""
+    while len(got) < n:
+        d = s.recv(n - len(got))
+        if not d:
+            raise ConnectionError("EOF")
+        got += d
+    return got
+
+
+def dns_query(server, name, qtype, tcp=False):
+    qt = {"A": 1, "AAAA": 28, "TXT": 16, "MX": 15, "CNAME": 5, "HTTPS": 65, "NULL": 10}[qtype]
     qid = random.randrange(65536)
     q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     for label in name.split("."):
         q += bytes([len(label)]) + label.encode()
     q += b"\0" + struct.pack(">HH", qt, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(5)
     try:
-        s.sendto(q, (server, 53))
-        r, _ = s.recvfrom(4096)
+        if tcp:
+            s = socket.create_connection((server, 53), timeout=5)
+            s.sendall(struct.pack(">H", len(q)) + q)
+            r = recv_exact(s, struct.unpack(">H", recv_exact(s, 2))[0])
+            s.close()
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(5)
+            s.sendto(q, (server, 53))
+            r, _ = s.recvfrom(4096)
     except OSError as e:
         print(f"dns-error {type(e).__name__}")
         return
@@ -368,6 +402,55 @@ def scale(addr, port, n, web):
     print("http_ms %.1f %s" % ((time.time() - t) * 1000, b"hello from web" in r), flush=True)
     print("HOLD", flush=True)
     time.sleep(6)
+    for s in socks:
+        s.close()
+    print("closed", flush=True)
+
+
+def stuff(addr, port, n, web):
+    """n connections to a server that never reads, each written to until it blocks for 2 s in
+    a row (the whole path is full: guest socket, the supervisor's buffers, the server's); then,
+    with all of them stuck, DNS and a new HTTP request still work. START/STUFFED/HOLD markers
+    let the host read the supervisor's RSS before and while (tests/e2e/net_pressure.sh)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n + 64, hard), hard))
+    print("START", flush=True)
+    time.sleep(3)
+    t = time.time()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((addr, port), timeout=30)
+        s.setblocking(False)
+        socks.append(s)
+    print("opened %d %.2f" % (len(socks), time.time() - t), flush=True)
+    chunk, sent, idle, end = b"x" * 65536, 0, 0, time.time() + 240
+    while idle < 2 and time.time() < end:
+        moved = 0
+        for s in socks:
+            try:
+                moved += s.send(chunk)
+            except BlockingIOError:
+                pass
+        sent += moved
+        idle = idle + 0.25 if not moved else 0
+        if not moved:
+            time.sleep(0.25)
+    print("stuffed %d bytes %.1f s" % (sent, time.time() - t), flush=True)
+    t = time.time()
+    ok = True
+    try:
+        socket.getaddrinfo(web, 80, socket.AF_INET)
+        c = socket.create_connection((web, 80), timeout=10)
+        c.sendall(b"GET / HTTP/1.0\r\nHost: " + web.encode() + b"\r\n\r\n")
+        ok = b"hello from web" in recv_to_eof(c)
+    except OSError:
+        ok = False
+    print("http_ms %.1f %s" % ((time.time() - t) * 1000, ok), flush=True)
+    print("STUFFED", flush=True)
+    time.sleep(8)
+    print("HOLD", flush=True)
     for s in socks:
         s.close()
     print("closed", flush=True)
@@ -587,6 +670,10 @@ def main():
         client_echo(a[1], int(a[2]), int(a[3]))
     elif cmd == "dns":
         dns_query(a[1], a[2], a[3])
+    elif cmd == "dnstcp":
+        dns_query(a[1], a[2], a[3], tcp=True)
+    elif cmd == "stuff":
+        stuff(a[1], int(a[2]), int(a[3]), a[4])
     elif cmd == "halfclose":
         halfclose(a[1], int(a[2]), int(a[3]))
     elif cmd == "many":

@@ -2,11 +2,13 @@
 # tests: a closed fake internet, and matchlock run as the unprivileged user on a "host" that is
 # connected only to it. Two network namespaces of this test file's own:
 #   host ($W_NS)      where matchlock (and any client of a -p forward) runs: lo, and a veth
-#                     up0 = 100.64.0.2/30 with the default route via 100.64.0.1. Its own
-#                     services: record 127.0.0.1:8080 ("loopback", the guest's 10.0.2.2:8080
-#                     when the gateway is allowed) and record 100.64.0.2:80 ("hostaddr": the
-#                     host's own address, which no policy may open).
-#   internet ($W_NET) down0 = 100.64.0.1/30 and an `ifb` holding every world address and the
+#                     up0 = 198.51.100.250/30 with the default route via 198.51.100.249. Its
+#                     own services: record 127.0.0.1:8080 ("loopback", the guest's 10.0.2.2:8080
+#                     when the gateway is allowed) and record 198.51.100.250:80 ("hostaddr": the
+#                     host's own address, which no policy may open). The link uses public
+#                     (TEST-NET-2) addresses on purpose: only the host-address rule refuses them,
+#                     so the tests prove that rule, not an always-blocked range.
+#   internet ($W_NET) down0 = 198.51.100.249/30 and an `ifb` holding every world address and the
 #                     default route, so whatever is not addressed to the world is dropped.
 # (matchlock refuses the host's own interface addresses, so the world cannot live in its
 # namespace.) /etc/netns/$W_NS/resolv.conf points the host at 8.8.8.8.
@@ -37,6 +39,11 @@
 #   private.test   10.99.0.10     record :80 ("private")  - a private address with a live server
 #   meta.test      169.254.169.254 record :80 ("meta")
 #   loop.test      127.0.0.1
+#   sink.test      198.51.100.50  sink :9000 ("sink"): accepts and never reads
+#   alias.test     CNAME edge.cdn.test; edge.cdn.test 198.51.100.10 (web's server)
+#   always-blocked ranges, each with a live recorder on :80: cgnat.test 100.64.1.1 ("cgnat"),
+#                  100.100.100.200 ("alibaba"), 168.63.129.16 ("azure"), 192.0.0.10 ("ietf"),
+#                  198.18.0.10 ("bench")
 # Names under .test that are not listed get NXDOMAIN; AAAA of listed names is empty NOERROR.
 #
 # world_tls_up (after world_up) adds the web servers of tests/lib/tlsworld.py (header echo,
@@ -56,7 +63,8 @@ W_NET=mlw-$T_NAME-$$-net
 W_DIR=$T_TMP/world
 W_PIDS=""
 W_DNS_SERVERS="8.8.8.8 8.8.4.4 1.1.1.1"
-W_HOST_ADDR=100.64.0.2
+W_HOST_ADDR=198.51.100.250
+W_BLOCKED_RANGES="100.64.1.1:cgnat 100.100.100.200:alibaba 168.63.129.16:azure 192.0.0.10:ietf 198.18.0.10:bench"
 W_TTL=900
 ML_TIMEOUT=${ML_TIMEOUT:-180}
 
@@ -73,11 +81,11 @@ _world_ifaces() {
 	in_world ip link set lo up && in_net ip link set lo up &&
 		ip -n "$W_NS" link add up0 type veth peer name down0 netns "$W_NET" &&
 		in_world ip link set up0 up && in_net ip link set down0 up &&
-		in_world ip addr add "$W_HOST_ADDR/30" dev up0 && in_net ip addr add 100.64.0.1/30 dev down0 &&
-		in_world ip route add default via 100.64.0.1 dev up0 &&
+		in_world ip addr add "$W_HOST_ADDR/30" dev up0 && in_net ip addr add 198.51.100.249/30 dev down0 &&
+		in_world ip route add default via 198.51.100.249 dev up0 &&
 		in_net ip link add world0 type ifb && in_net ip link set world0 up || return 1
 	for a in 8.8.8.8 8.8.4.4 1.1.1.1 198.51.100.10 198.51.100.20 198.51.100.30 198.51.100.40 \
-		203.0.113.10 10.99.0.10 169.254.169.254; do
+		198.51.100.50 203.0.113.10 10.99.0.10 169.254.169.254 $(for r in $W_BLOCKED_RANGES; do printf '%s ' "${r%%:*}"; done); do
 		in_net ip addr add "$a/32" dev world0 || return 1
 	done
 	in_net ip route add default dev world0
@@ -93,6 +101,8 @@ _world_dns() {
 		--host-record=example.test,198.51.100.40 --host-record=other.test,203.0.113.10 \
 		--host-record=private.test,10.99.0.10 --host-record=loop.test,127.0.0.1 \
 		--host-record=meta.test,169.254.169.254 --host-record=dnsserver.test,192.0.2."$2" \
+		--host-record=sink.test,198.51.100.50 --host-record=cgnat.test,100.64.1.1 \
+		--host-record=edge.cdn.test,198.51.100.10 --cname=alias.test,edge.cdn.test \
 		>"$W_DIR/dnsmasq-$1.out" 2>&1 &
 	W_PIDS="$W_PIDS $!"
 }
@@ -120,6 +130,7 @@ world_up() {
 		http:198.51.100.10:80:web record:198.51.100.10:8080:web8080 echo:198.51.100.20:7:echo \
 		udp:198.51.100.20:9999:udp9999 http:198.51.100.30:80:api http:198.51.100.40:80:apex \
 		http:203.0.113.10:80:other record:10.99.0.10:80:private record:169.254.169.254:80:meta \
+		sink:198.51.100.50:9000:sink $(for r in $W_BLOCKED_RANGES; do printf 'record:%s:80:%s ' "${r%%:*}" "${r##*:}"; done) \
 		>"$W_DIR/servers.out" 2>&1 &
 	W_PIDS="$W_PIDS $!"
 	in_world timeout "$W_TTL" /usr/bin/python3 "$REPO/tests/lib/nettools.py" serve "$W_DIR" "$W_TTL" \

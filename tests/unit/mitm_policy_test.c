@@ -1,9 +1,8 @@
-/* tests/unit/mitm_policy_test.c - mitm_connect_check() rule by rule, no sockets: the globs of
- * upstream's allow-list (docs/design.md), the always-blocked set (incl. this host's own
- * addresses), the DNS alias, the gateway opt-in, private ranges and their explicit-allow
- * literals, ports on entries, names learned from DNS answers and --add-host with their TTLs
- * (a fake clock moves time), the learned table's bound, bad entries, and where allowed flows
- * really connect. */
+/* tests/unit/mitm_policy_test.c - mitm_connect_check() rule by rule, no sockets: the host
+ * globs, the always-blocked set (incl. this host's own addresses), the DNS
+ * alias, the gateway opt-in, private ranges and their explicit-allow literals, ports on
+ * entries, names learned from DNS answers and --add-host with their TTLs (a fake clock moves
+ * time), the learned table's bound, bad entries, and where allowed flows really connect. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -12,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -65,10 +65,20 @@ static int check(struct mitm *m, const char *ip, uint16_t port)
 	return mitm_connect_check(m, (struct sockaddr *)&s);
 }
 
+/* The guest's resolver was told name has these addresses (no CNAMEs). */
+static void learn(struct mitm *m, const char *name, const struct in_addr *addrs, size_t n, uint32_t ttl)
+{
+	struct dnswire_answer a = { .n = n, .ttl_s = ttl };
+
+	snprintf(a.name, sizeof(a.name), "%s", name);
+	memcpy(a.addrs, addrs, n * sizeof(*addrs));
+	mitm_dns_learn(m, &a);
+}
+
 #define ALLOWED(m, ip, port) assert_int_equal(check(m, ip, port), 0)
 #define DENIED(m, ip, port)  assert_int_equal(check(m, ip, port), -EACCES)
 
-static void test_globs_of_the_reference(void **state)
+static void test_globs(void **state)
 {
 	static const struct { const char *pat, *host; bool want; } cases[] = {
 		{ "*", "example.com", true },
@@ -305,9 +315,9 @@ static void test_learned_names_open_their_addresses_until_ttl(void **state)
 
 	(void)state;
 	DENIED(m, "93.184.216.34", 443);
-	mitm_dns_learn(m, "www.example.com", a, 2, 30);  /* TTL raised to 60 s */
-	mitm_dns_learn(m, "evil.com", &evil, 1, 300);   /* not wanted: not remembered */
-	mitm_dns_learn(m, "API.Other.ORG.", &other, 1, 300);
+	learn(m, "www.example.com", a, 2, 30);  /* TTL raised to 60 s */
+	learn(m, "evil.com", &evil, 1, 300);   /* not wanted: not remembered */
+	learn(m, "API.Other.ORG.", &other, 1, 300);
 	ALLOWED(m, "93.184.216.34", 443);
 	ALLOWED(m, "93.184.216.35", 80);
 	DENIED(m, "6.6.6.6", 443);
@@ -321,7 +331,7 @@ static void test_learned_names_open_their_addresses_until_ttl(void **state)
 	fake_now += 300 * 1000;
 	DENIED(m, "5.5.5.5", 443);
 	/* A later answer renews it. */
-	mitm_dns_learn(m, "www.example.com", a, 1, 120);
+	learn(m, "www.example.com", a, 1, 120);
 	ALLOWED(m, "93.184.216.34", 443);
 	mitm_free(m);
 }
@@ -333,7 +343,7 @@ static void test_ttl_is_capped_at_a_day(void **state)
 	struct in_addr a = ip_of("93.184.216.34");
 
 	(void)state;
-	mitm_dns_learn(m, "example.com", &a, 1, 10000000);
+	learn(m, "example.com", &a, 1, 10000000);
 	fake_now += 86399 * 1000LL;
 	ALLOWED(m, "93.184.216.34", 443);
 	fake_now += 2 * 1000;
@@ -348,7 +358,7 @@ static void test_learned_names_still_obey_private_block(void **state)
 	struct in_addr a = ip_of("10.9.9.9");
 
 	(void)state;
-	mitm_dns_learn(m, "rebind.example.com", &a, 1, 300);
+	learn(m, "rebind.example.com", &a, 1, 300);
 	DENIED(m, "10.9.9.9", 443);  /* checked on the address: no DNS rebinding */
 	mitm_free(m);
 }
@@ -366,10 +376,11 @@ static void test_add_hosts_never_expire(void **state)
 	hosts[0].ip = ip_of("203.0.113.5");
 	hosts[1].ip = ip_of("203.0.113.6");
 	assert_int_equal(mitm_new(&c, &m, &e), 0);
-	ALLOWED(m, "203.0.113.5", 5432);
-	DENIED(m, "203.0.113.6", 5432);
+	ALLOWED(m, "203.0.113.5", 443);
+	DENIED(m, "203.0.113.5", 5432);  /* a name entry without a port: 80 and 443 only */
+	DENIED(m, "203.0.113.6", 443);
 	fake_now += 30LL * 86400 * 1000;
-	ALLOWED(m, "203.0.113.5", 5432);
+	ALLOWED(m, "203.0.113.5", 443);
 	mitm_free(m);
 }
 
@@ -384,7 +395,7 @@ static void test_learned_table_is_bounded(void **state)
 		struct in_addr a = { .s_addr = htonl(0x5d000000u + i) };
 
 		snprintf(name, sizeof(name), "h%u.example.com", i);
-		mitm_dns_learn(m, name, &a, 1, 3600);
+		learn(m, name, &a, 1, 3600);
 	}
 	DENIED(m, "93.0.0.0", 443);  /* the oldest went */
 	ALLOWED(m, "93.0.0.1", 443);
@@ -396,7 +407,7 @@ static void test_learned_table_is_bounded(void **state)
 static void test_bad_entries_are_refused(void **state)
 {
 	static const char *bad[] = { "example.com:0", "example.com:abc", "example.com:65536",
-				     ":80", "", ".", "example.com:" };
+				     ":80", ".", "example.com:", "github.*", "api.*.example.com", "*.com" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -410,6 +421,25 @@ static void test_bad_entries_are_refused(void **state)
 		assert_null(m);
 		assert_non_null(strstr(e.msg, "allow-host"));
 	}
+}
+
+static void test_blank_entries_are_ignored(void **state)
+{
+	char *allow[] = { "", "  ", " example.com ", "example.com" };
+	struct mitm_config c = { .allow_hosts = allow, .n_allow_hosts = 4 };
+	struct ml_err e = { 0 };
+	struct mitm *m = NULL;
+	char **list = NULL;
+
+	(void)state;
+	assert_int_equal(mitm_new(&c, &m, &e), 0);
+	assert_int_equal(mitm_allow_list(m, &list), 0);
+	assert_string_equal(list[0], "example.com");  /* trimmed, and once */
+	assert_null(list[1]);
+	for (char **p = list; *p; p++)
+		free(*p);
+	free(list);
+	mitm_free(m);
 }
 
 static void test_not_ipv4_is_denied(void **state)
@@ -450,7 +480,7 @@ static void test_upstream_mapping(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_globs_of_the_reference),
+		cmocka_unit_test(test_globs),
 		cmocka_unit_test(test_globs_ignore_case_and_trailing_dot),
 		cmocka_unit_test(test_private_ranges),
 		cmocka_unit_test_setup(test_always_blocked_whatever_the_list_says, setup_clock),
@@ -467,6 +497,7 @@ int main(void)
 		cmocka_unit_test_setup(test_add_hosts_never_expire, setup_clock),
 		cmocka_unit_test_setup(test_learned_table_is_bounded, setup_clock),
 		cmocka_unit_test_setup(test_bad_entries_are_refused, setup_clock),
+		cmocka_unit_test_setup(test_blank_entries_are_ignored, setup_clock),
 		cmocka_unit_test_setup(test_not_ipv4_is_denied, setup_clock),
 		cmocka_unit_test_setup(test_upstream_mapping, setup_clock),
 	};

@@ -19,7 +19,7 @@
 
 #include "proxy_world.h"
 
-static char *allow_test[] = { "*.test" };
+static char *allow_test[] = { PW_TEST_NAMES };
 static char buf[1 << 23];
 
 static struct pw *world(char **allow, size_t n)
@@ -31,7 +31,7 @@ static void test_get_by_host(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 
 	pw_exchange(w, fd, "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
@@ -50,7 +50,7 @@ static void test_keepalive_uses_one_upstream_connection(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 
 	for (int i = 0; i < 3; i++) {
@@ -67,7 +67,7 @@ static void test_pipelined_requests_answered_in_order(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	const char *two = "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\nGET /chunked HTTP/1.1\r\nHost: web.test\r\n\r\n";
 	bool eof;
@@ -88,7 +88,7 @@ static void test_denied_host_gets_403_and_nothing_goes_upstream(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	bool eof;
 
@@ -155,7 +155,7 @@ static void test_chunked_both_ways(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 
 	pw_exchange(w, fd, "POST /echo HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -173,7 +173,7 @@ static void test_head_has_no_body_and_the_connection_goes_on(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	bool eof;
 
@@ -200,7 +200,7 @@ static void test_expect_100_continue(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	const char *head = "POST /continue HTTP/1.1\r\nHost: web.test\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
 	bool eof;
@@ -232,7 +232,7 @@ static void test_smuggling_and_huge_heads_refused(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	static char huge[80000];
 
 	expect_status(w, "POST /echo HTTP/1.1\r\nHost: web.test\r\nContent-Length: 5\r\n"
@@ -256,7 +256,7 @@ static void test_connection_close_and_close_delimited_bodies(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	bool eof;
 
@@ -280,7 +280,7 @@ static void test_upstream_failures(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd;
 	bool eof;
 	int64_t t;
@@ -312,7 +312,7 @@ static void test_websocket_relayed_after_the_101(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	bool eof;
 
@@ -343,7 +343,7 @@ static void test_sse_events_reach_the_guest_as_they_come(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	bool eof;
 	size_t n;
@@ -364,7 +364,7 @@ static void test_big_body_intact(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	size_t n = pw_exchange(w, fd, "GET /big HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
 	char *body = strstr(buf, "\r\n\r\n") + 4;
@@ -442,7 +442,7 @@ static void test_idle_upstream_reused_and_a_dead_one_retried(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 
 	pw_exchange(w, fd, "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n", buf, sizeof(buf));
@@ -473,7 +473,7 @@ static void test_ten_thousand_requests_without_growth(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	size_t at100 = 0;
 
@@ -497,7 +497,7 @@ static void test_a_head_that_never_ends_is_closed(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	int64_t t = ml_now_ms();
 	bool eof;
@@ -516,7 +516,7 @@ static void test_a_trickled_head_is_closed(void **state)
 {
 	(void)state;
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	int fd = pw_connect(w, WEB_IP, 80);
 	const char *req = "GET /hello HTTP/1.1\r\nHost: web.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 	int64_t t = ml_now_ms();
@@ -541,7 +541,7 @@ static void test_audit_trail(void **state)
 	char path[] = "/tmp/mitm_audit_XXXXXX";
 	int afd = mkstemp(path);
 	struct up *u = up_start();
-	struct pw *w = world(allow_test, 1);
+	struct pw *w = world(allow_test, PW_N_TEST_NAMES);
 	struct mitm_config c = { .allow_hosts = allow_test, .n_allow_hosts = 1, .block_private_ips = true };
 	struct ml_err e;
 	int fd;

@@ -81,8 +81,8 @@ static void test_compile(void **state)
 /* ---- through the proxy ---- */
 static struct pw *rules_world(struct mitm_rules *rs, const char *sock)
 {
-	static char *allow[] = { "*.test" };
-	struct pw *w = pw_new(allow, 1, NULL, 0);
+	static char *allow[] = { PW_TEST_NAMES };
+	struct pw *w = pw_new(allow, PW_N_TEST_NAMES, NULL, 0);
 	struct mitm_config c = { .allow_hosts = allow, .n_allow_hosts = 1, .block_private_ips = true };
 	struct ml_err e;
 

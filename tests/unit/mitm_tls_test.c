@@ -239,9 +239,9 @@ static void test_ca_file_made_once_0600(void **state)
 static void test_get_through_tls_with_our_leaf(void **state)
 {
 	(void)state;
-	static char *allow[] = { "*.test" };
+	static char *allow[] = { PW_TEST_NAMES };
 	struct up *u = tls_up();
-	struct pw *w = tls_world(allow, 1, NULL, 0);
+	struct pw *w = tls_world(allow, PW_N_TEST_NAMES, NULL, 0);
 	struct client c = { .sni = "web.test", .request = "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n",
 			    .keep_open = true };
 
@@ -281,9 +281,9 @@ static void test_get_through_tls_with_our_leaf(void **state)
 static void test_refused_sni_closed_after_the_handshake(void **state)
 {
 	(void)state;
-	static char *allow[] = { "*.test" };
+	static char *allow[] = { PW_TEST_NAMES };
 	struct up *u = tls_up();
-	struct pw *w = tls_world(allow, 1, NULL, 0);
+	struct pw *w = tls_world(allow, PW_N_TEST_NAMES, NULL, 0);
 	struct client c = { .sni = "other.org", .request = "GET / HTTP/1.1\r\nHost: other.org\r\n\r\n" };
 
 	run_client(w, WEB_IP, &c);
@@ -299,9 +299,9 @@ static void test_refused_sni_closed_after_the_handshake(void **state)
 static void test_host_other_than_sni_is_misdirected(void **state)
 {
 	(void)state;
-	static char *allow[] = { "*.test" };
+	static char *allow[] = { PW_TEST_NAMES };
 	struct up *u = tls_up();
-	struct pw *w = tls_world(allow, 1, NULL, 0);
+	struct pw *w = tls_world(allow, PW_N_TEST_NAMES, NULL, 0);
 	struct client c = { .sni = "web.test", .request = "GET /echo HTTP/1.1\r\nHost: api.test\r\n\r\n" };
 
 	run_client(w, WEB_IP, &c);
@@ -314,9 +314,9 @@ static void test_host_other_than_sni_is_misdirected(void **state)
 static void test_bad_upstream_certificate_is_a_502(void **state)
 {
 	(void)state;
-	static char *allow[] = { "*.test" };
+	static char *allow[] = { PW_TEST_NAMES };
 	struct up *u = tls_up();
-	struct pw *w = tls_world(allow, 1, NULL, 0);
+	struct pw *w = tls_world(allow, PW_N_TEST_NAMES, NULL, 0);
 	/* bad.test resolves to the same upstream, whose certificate names web.test only */
 	struct client c = { .sni = "bad.test", .request = "GET /hello HTTP/1.1\r\nHost: bad.test\r\n\r\n" };
 
@@ -347,9 +347,9 @@ static void test_no_sni_uses_the_address(void **state)
 static void test_sni_that_is_an_address(void **state)
 {
 	(void)state;
-	static char *names[] = { "*.test" }, *literal[] = { WEB_IP };
+	static char *names[] = { PW_TEST_NAMES }, *literal[] = { WEB_IP };
 	struct up *u = tls_up();
-	struct pw *w = tls_world(names, 1, NULL, 0);
+	struct pw *w = tls_world(names, PW_N_TEST_NAMES, NULL, 0);
 	struct client c = { .sni = WEB_IP, .request = "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n" };
 
 	/* an address in the SNI is checked as an address: a name glob does not allow it */
@@ -393,9 +393,9 @@ static void test_secret_over_tls(void **state)
 static void test_tls12_sha1_only_client(void **state)
 {
 	(void)state;
-	static char *allow[] = { "*.test" };
+	static char *allow[] = { PW_TEST_NAMES };
 	struct up *u = tls_up();
-	struct pw *w = tls_world(allow, 1, NULL, 0);
+	struct pw *w = tls_world(allow, PW_N_TEST_NAMES, NULL, 0);
 	/* what busybox wget's own TLS offers */
 	struct client c = { .sni = "web.test", .request = "GET /hello HTTP/1.1\r\nHost: web.test\r\n\r\n",
 			    .prio = "NORMAL:-VERS-ALL:+VERS-TLS1.2:-SIGN-ALL:+SIGN-ECDSA-SHA1:+SIGN-RSA-SHA1:%VERIFY_ALLOW_SIGN_WITH_SHA1" };
@@ -430,9 +430,9 @@ static size_t client_hello(uint8_t *out, const char *sni)
 static void test_hostile_hellos_and_renegotiation(void **state)
 {
 	(void)state;
-	static char *allow[] = { "*.test" };
+	static char *allow[] = { PW_TEST_NAMES };
 	struct up *u = tls_up();
-	struct pw *w = tls_world(allow, 1, NULL, 0);
+	struct pw *w = tls_world(allow, PW_N_TEST_NAMES, NULL, 0);
 	/* not TLS; a record too short to hold a ClientHello that never completes; a record that
 	 * claims 64 KiB */
 	const char *garbage[] = { "GET / HTTP/1.1\r\n\r\n", "\x16\x03\x01", "\x16\x03\x01\xff\xff" };

@@ -77,6 +77,118 @@ static void config_round_trip_keeps_every_field(void **state)
 	proto_msg_free(&m);
 }
 
+static void config_disks_round_trip_in_order(void **state)
+{
+	(void)state;
+	struct proto_config in = { .hostname = "box" };
+	assert_int_equal(proto_config_add_disk(&in, "disk0", "/data", 0), 0);
+	assert_int_equal(proto_config_add_disk(&in, "disk1", "/mnt/ro-cache", PROTO_DISK_RO), 0);
+	struct proto_msg m;
+	proto_msg_init(&m);
+	assert_int_equal(proto_config_encode(&m, &in), 0);
+	uint32_t len;
+	const uint8_t *p = payload_of(&m, &len);
+	struct proto_config out;
+	assert_int_equal(proto_config_decode(p, len, &out), 0);
+	assert_int_equal(out.n_disks, 2);
+	assert_string_equal(out.disks[0].serial, "disk0");
+	assert_string_equal(out.disks[0].path, "/data");
+	assert_int_equal(out.disks[0].flags, 0);
+	assert_string_equal(out.disks[1].serial, "disk1");
+	assert_string_equal(out.disks[1].path, "/mnt/ro-cache");
+	assert_int_equal(out.disks[1].flags, PROTO_DISK_RO);
+	proto_config_free(&out);
+	in.hostname = NULL; /* not ours to free */
+	proto_config_free(&in);
+	proto_msg_free(&m);
+}
+
+/* One CFG_DISK value built by hand: flags, serial length, serial, path. */
+static int decode_disk(const void *val, uint32_t n)
+{
+	struct proto_msg m;
+	proto_msg_init(&m);
+	assert_int_equal(proto_put_tlv(&m, CFG_DISK, val, n), 0);
+	struct proto_config c;
+	int r = proto_config_decode(m.data, m.len, &c);
+	if (r == 0)
+		proto_config_free(&c);
+	proto_msg_free(&m);
+	return r;
+}
+
+static void bad_disk_entries_are_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(decode_disk("\0\0\0\0\5disk0/data", 15), 0);
+	assert_int_equal(decode_disk("\0\0\0", 3), -EPROTO);                  /* short flags */
+	assert_int_equal(decode_disk("\0\0\0\0", 4), -EPROTO);               /* no serial length */
+	assert_int_equal(decode_disk("\0\0\0\0\011disk0", 10), -EPROTO);      /* serial runs past the end */
+	assert_int_equal(decode_disk("\0\0\0\0\0/data", 10), -EPROTO);      /* empty serial */
+	assert_int_equal(decode_disk("\0\0\0\0\5disk0", 10), -EPROTO);      /* no path */
+	assert_int_equal(decode_disk("\0\0\0\0\5disk0data", 14), -EPROTO);  /* relative path */
+	assert_int_equal(decode_disk("\0\0\0\0\5disk0/d\0x", 13), -EPROTO); /* NUL in the path */
+	assert_int_equal(decode_disk("\0\0\0\0\5Disk0/data", 15), -EPROTO); /* serial outside [a-z0-9-] */
+	char longser[4 + 1 + 21 + 2] = { 0 };
+	longser[4] = 21;
+	memset(longser + 5, 'a', 21);
+	memcpy(longser + 26, "/d", 2);
+	assert_int_equal(decode_disk(longser, sizeof(longser)), -EPROTO);       /* serial over 20 */
+}
+
+static void too_many_disks_are_an_error(void **state)
+{
+	(void)state;
+	struct proto_msg m;
+	proto_msg_init(&m);
+	for (unsigned i = 0; i <= PROTO_MAX_DISKS; i++)
+		assert_int_equal(proto_put_tlv(&m, CFG_DISK, "\0\0\0\0\1d/x", 8), 0);
+	struct proto_config c;
+	assert_int_equal(proto_config_decode(m.data, m.len, &c), -EPROTO);
+	struct proto_config in = { 0 };
+	for (unsigned i = 0; i < PROTO_MAX_DISKS; i++)
+		assert_int_equal(proto_config_add_disk(&in, "d", "/x", 0), 0);
+	assert_int_equal(proto_config_add_disk(&in, "d", "/x", 0), -E2BIG);
+	assert_int_equal(proto_config_add_disk(&in, "", "/x", 0), -EINVAL);
+	proto_config_free(&in);
+	proto_msg_free(&m);
+}
+
+/* CONFIG tag 9: the workspace's path and owner, nested TLVs; without it no workspace. */
+static void config_workspace_round_trip_and_bad_nesting(void **state)
+{
+	(void)state;
+	struct proto_config in = { .hostname = "box", .ws_path = "/workspace", .ws_owner = "1000:1000" };
+	struct proto_msg m;
+	proto_msg_init(&m);
+	assert_int_equal(proto_config_encode(&m, &in), 0);
+	uint32_t len;
+	const uint8_t *p = payload_of(&m, &len);
+	struct proto_config out;
+	assert_int_equal(proto_config_decode(p, len, &out), 0);
+	assert_string_equal(out.ws_path, "/workspace");
+	assert_string_equal(out.ws_owner, "1000:1000");
+	proto_config_free(&out);
+	proto_msg_free(&m);
+	in.ws_owner = NULL;
+	proto_msg_init(&m);
+	assert_int_equal(proto_config_encode(&m, &in), 0);
+	p = payload_of(&m, &len);
+	assert_int_equal(proto_config_decode(p, len, &out), 0);
+	assert_string_equal(out.ws_path, "/workspace");
+	assert_null(out.ws_owner);
+	proto_config_free(&out);
+	proto_msg_free(&m);
+	/* a relative path, a nested TLV that runs past its parent, and tag 9 twice are refused */
+	static const uint8_t rel[] = { 9, 0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 'w' };
+	assert_int_equal(proto_config_decode(rel, sizeof(rel), &out), -EPROTO);
+	static const uint8_t over[] = { 9, 0, 7, 0, 0, 0, 1, 0, 9, 0, 0, 0, '/' };
+	assert_int_equal(proto_config_decode(over, sizeof(over), &out), -EPROTO);
+	static const uint8_t twice[] = { 9, 0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, '/',
+					 9, 0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, '/' };
+	assert_int_equal(proto_config_decode(twice, sizeof(twice), &out), -EPROTO);
+}
+
 static void exec_round_trip_keeps_argv_env_and_options(void **state)
 {
 	(void)state;
@@ -327,6 +439,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(config_round_trip_keeps_every_field),
+		cmocka_unit_test(config_disks_round_trip_in_order),
+		cmocka_unit_test(bad_disk_entries_are_errors),
+		cmocka_unit_test(too_many_disks_are_an_error),
+		cmocka_unit_test(config_workspace_round_trip_and_bad_nesting),
 		cmocka_unit_test(exec_round_trip_keeps_argv_env_and_options),
 		cmocka_unit_test(exec_without_env_decodes_to_empty_env),
 		cmocka_unit_test(reader_reassembles_frames_fed_byte_by_byte),

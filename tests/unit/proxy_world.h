@@ -405,6 +405,11 @@ static void up_stop(struct up *u)
 	g_up = NULL;
 }
 
+/* The names the tests allow (an allow-list glob needs two whole labels after its '*': "*.test"
+ * is refused by mitm_allow_host_check). */
+#define PW_TEST_NAMES "web.test", "api.test", "bad.test", "b.test", "private.test"
+#define PW_N_TEST_NAMES 5
+
 /* ---- the hooks: *.test names -> 198.51.100.10 (private.test -> 10.99.0.10); connects to any
  * non-loopback address go to the upstream on loopback ---- */
 static int hook_resolve(const char *name, struct in_addr *out, int max)
@@ -438,7 +443,7 @@ struct pw {
 	char last_event[512];
 };
 
-static void on_event(void *arg, const struct mitm_event *ev)
+static void on_event(void *arg, const struct mitm_http_event *ev)
 {
 	struct pw *w = arg;
 

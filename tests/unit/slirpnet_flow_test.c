@@ -108,32 +108,6 @@ static void denied_and_blocked_destinations_get_rst_and_no_fd(void **state)
 	assert_int_equal(st.flows_active, 0);
 }
 
-static void guest_udp(struct world *w, uint32_t src, uint32_t dst, uint16_t dport, const uint8_t *d, size_t len)
-{
-	uint8_t f[1024];
-	size_t n = frame_build_udp(f, sizeof(f), gmac, hmac, src, 33333, dst, dport, d, len);
-	assert_true(n > 0);
-	slirpnet_input_frame(w->sn, f, n);
-}
-
-static size_t dns_query(uint8_t *q, uint16_t id, uint16_t qtype)
-{
-	static const uint8_t name[] = "\7example\4test";
-	size_t n = 12;
-
-	memset(q, 0, 12);
-	wr16(q, id);
-	q[2] = 0x01; /* RD */
-	wr16(q + 4, 1);
-	memcpy(q + n, name, sizeof(name)); /* includes the root label's 0 */
-	n += sizeof(name);
-	wr16(q + n, qtype);
-	wr16(q + n + 2, 1);
-	return n + 4;
-}
-
-static bool got_udp_reply(struct world *w) { return w->udp_reply_len > 0; }
-
 static void dns_a_is_forwarded_and_reported_and_aaaa_answered_empty(void **state)
 {
 	struct world *w = *state;
@@ -337,7 +311,9 @@ static void host_forward_reaches_the_guest_server(void **state)
 	assert_int_equal(bind(probe, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(getsockname(probe, (struct sockaddr *)&a, &al), 0);
 	close(probe);
-	assert_int_equal(slirpnet_add_hostfwd(w->sn, a.sin_addr, ntohs(a.sin_port), 8080, &e), 0);
+	int bound = 0;
+	assert_int_equal(slirpnet_add_hostfwd(w->sn, a.sin_addr, ntohs(a.sin_port), 8080, &bound, &e), 0);
+	assert_int_equal(bound, ntohs(a.sin_port));
 	cl = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	assert_true(connect(cl, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS);
 	while (!(eof && guest_server_done(w))) {

@@ -4,8 +4,13 @@
 #ifndef ML_TESTS_SLIRPNET_WORLD_H
 #define ML_TESTS_SLIRPNET_WORLD_H
 
+#include <time.h>
+
 #include "slirpnet/frame.h"
 #include "slirpnet/slirpnet.h"
+
+/* Each test file uses its own subset of the world's helpers. */
+#pragma GCC diagnostic ignored "-Wunused-function"
 
 #define GUEST 0x0a00020fu
 #define GW 0x0a000202u
@@ -33,11 +38,15 @@ struct world {
 	int nflows;
 	int dns_fd;                /* the fake upstream DNS server */
 	int dns_seen;
+	uint16_t dns_up_port[MAXC], dns_up_id[MAXC];  /* source port and id of each query seen */
+	bool dns_hold;             /* the fake upstream reads queries but never answers */
 	struct conn *conns[MAXC];
 	int nconns;
 	uint8_t udp_reply[2048];   /* last UDP payload delivered to the guest */
 	size_t udp_reply_len;
 	uint32_t udp_reply_from;
+	uint16_t udp_reply_ids[MAXC];  /* the DNS id of each UDP payload delivered */
+	int n_udp_replies;
 	int icmp_replies;
 	bool dns_bad;              /* the fake upstream appends a stray byte to its replies */
 	int learned;               /* dns_answer calls */
@@ -46,6 +55,7 @@ struct world {
 	size_t learned_n;
 	uint32_t learned_ttl;
 	int checks;                /* connect_check calls */
+	int dns_checks;            /* dns_check calls */
 	struct sockaddr_in last_check;
 };
 
@@ -58,15 +68,26 @@ static int deny_port_25(void *arg, const struct sockaddr *dst)
 	return ntohs(((const struct sockaddr_in *)dst)->sin_port) == 25 ? -EACCES : 0;
 }
 
-static void on_dns_answer(void *arg, const char *name, const struct in_addr *addrs, size_t n, uint32_t ttl_s)
+static void on_dns_answer(void *arg, const struct dnswire_answer *a)
 {
 	struct world *w = arg;
 
 	w->learned++;
-	snprintf(w->learned_name, sizeof(w->learned_name), "%s", name);
-	w->learned_addr = addrs[0];
-	w->learned_n = n;
-	w->learned_ttl = ttl_s;
+	snprintf(w->learned_name, sizeof(w->learned_name), "%s", a->name);
+	w->learned_addr = a->addrs[0];
+	w->learned_n = a->n;
+	w->learned_ttl = a->ttl_s;
+}
+
+/* The policy's DNS hook: names under refused.test are refused. */
+static int on_dns_check(void *arg, const struct dnswire_query *q, const struct sockaddr_in *server)
+{
+	struct world *w = arg;
+	size_t n = strlen(q->name);
+
+	(void)server;
+	w->dns_checks++;
+	return n >= 12 && !strcmp(q->name + n - 12, "refused.test") ? -EACCES : 0;
 }
 
 static void on_flow(void *arg, int fd, const struct sockaddr_in *src, const struct sockaddr_in *dst)
@@ -261,6 +282,8 @@ static void guest_rx(struct world *w, const uint8_t *fr, size_t len)
 		memcpy(w->udp_reply, fr + f.data_off, f.data_len);
 		w->udp_reply_len = f.data_len;
 		w->udp_reply_from = f.saddr;
+		if (w->n_udp_replies < MAXC && f.data_len >= 2)
+			w->udp_reply_ids[w->n_udp_replies++] = rd16(fr + f.data_off);
 		return;
 	}
 	if (f.proto == IPP_ICMP) {
@@ -288,7 +311,13 @@ static void dns_server_step(struct world *w)
 
 	if (n < 12)
 		return;
+	if (w->dns_seen < MAXC) {
+		w->dns_up_port[w->dns_seen] = ntohs(from.sin_port);
+		w->dns_up_id[w->dns_seen] = rd16(q);
+	}
 	w->dns_seen++;
+	if (w->dns_hold)
+		return;
 	q[2] |= 0x80;
 	wr16(q + 6, 1);
 	memcpy(q + n, rr, sizeof(rr));
@@ -297,6 +326,40 @@ static void dns_server_step(struct world *w)
 		q[n++] = 0; /* a byte no record accounts for */
 	sendto(w->dns_fd, q, (size_t)n, 0, (struct sockaddr *)&from, fl);
 }
+
+static void guest_udp(struct world *w, uint32_t src, uint32_t dst, uint16_t dport, const uint8_t *d, size_t len)
+{
+	uint8_t f[1024];
+	size_t n = frame_build_udp(f, sizeof(f), gmac, hmac, src, 33333, dst, dport, d, len);
+	assert_true(n > 0);
+	slirpnet_input_frame(w->sn, f, n);
+}
+
+/* A query with RD for a name in wire form (wire_len includes the root label's 0). */
+static size_t dns_query_for(uint8_t *q, uint16_t id, uint16_t qtype, const char *wire, size_t wire_len)
+{
+	size_t n = 12;
+
+	memset(q, 0, 12);
+	wr16(q, id);
+	q[2] = 0x01; /* RD */
+	wr16(q + 4, 1);
+	memcpy(q + n, wire, wire_len);
+	n += wire_len;
+	wr16(q + n, qtype);
+	wr16(q + n + 2, 1);
+	return n + 4;
+}
+
+/* A query for example.test of qtype. */
+static size_t dns_query(uint8_t *q, uint16_t id, uint16_t qtype)
+{
+	static const char name[] = "\7example\4test";
+
+	return dns_query_for(q, id, qtype, name, sizeof(name));
+}
+
+static bool got_udp_reply(struct world *w) { return w->udp_reply_len > 0; }
 
 static void step(struct world *w)
 {
@@ -333,10 +396,13 @@ static void run_until(struct world *w, bool (*done)(struct world *), int max_ms)
 	}
 }
 
+static size_t world_out_queue_bytes;  /* 0 = slirpnet's default */
+
 static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms, unsigned linger_ms)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	struct slirpnet_config cfg = { .connect_check = deny_port_25, .flow = on_flow, .dns_answer = on_dns_answer,
+				       .dns_check = on_dns_check,
 				       .linger_ms = linger_ms, .max_flows = max_flows, .half_open_ms = half_open_ms };
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = { htonl(0x7f000001) } };
 	socklen_t al = sizeof(a);
@@ -348,6 +414,7 @@ static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms, u
 	assert_int_equal(bind(w->dns_fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(getsockname(w->dns_fd, (struct sockaddr *)&a, &al), 0);
 	memcpy(cfg.guest_mac, gmac, 6);
+	cfg.out_queue_bytes = world_out_queue_bytes;
 	cfg.dns[0] = a;
 	cfg.n_dns = 1;
 	cfg.arg = w;

@@ -65,7 +65,7 @@ static const char fake_dep[] =
 
 static const char *const expected_order[] = {
 	"virtio_ring.ko", "virtio.ko", "virtio_mmio.ko", "virtio_blk.ko", "virtio_console.ko",
-	"failover.ko", "net_failover.ko", "virtio_net.ko", "overlay.ko", "virtio-rng.ko", NULL,
+	"failover.ko", "net_failover.ko", "virtio_net.ko", "overlay.ko", "virtio-rng.ko", "fuse.ko", NULL,
 };
 
 static int setup_data_dir(void **state)
@@ -172,8 +172,9 @@ static void closure_of_the_real_kernel(void **state)
 	size_t n = 0;
 	while (paths[n])
 		n++;
-	assert_int_equal(n, 10);
+	assert_int_equal(n, 11);
 	assert_string_equal(strrchr(paths[0], '/') + 1, "virtio_ring.ko");
+	assert_string_equal(strrchr(paths[10], '/') + 1, "fuse.ko"); /* the workspace's FUSE client */
 }
 
 /* ---- the archive: parse the newc headers back ---- */
@@ -300,7 +301,7 @@ static void initramfs_holds_init_modules_and_console(void **state)
 	assert_non_null(order);
 	assert_int_equal(order->size, strlen(want));
 	assert_memory_equal(order->data, want, order->size);
-	assert_null(find_entry(es, n, "lib/modules/fuse.ko"));
+	assert_null(find_entry(es, n, "lib/modules/virtiofs.ko"));
 }
 
 static void initramfs_lists_with_the_cpio_tool(void **state)
@@ -320,7 +321,7 @@ static void initramfs_lists_with_the_cpio_tool(void **state)
 	}
 	assert_int_equal(pclose(p), 0);
 	assert_true(init);
-	assert_int_equal(n, 6 + 1 + 1 + 10 + 1); /* dirs, console, init, modules, order */
+	assert_int_equal(n, 6 + 1 + 1 + 11 + 1); /* dirs, console, init, modules, order */
 }
 
 static void initramfs_cache_is_reused_until_the_agent_changes(void **state)
@@ -408,6 +409,11 @@ static void console_tail_is_bounded_whole_lines_and_printable(void **state)
 	assert_null(strchr(t, '\r'));
 	assert_non_null(strstr(t, "line 999 ?[31mred"));
 	assert_true(t[strlen(t) - 1] != '\n');
+	/* 8-bit CSI raw and UTF-8 encoded, an OSC title, and text that must stay */
+	const char tricky[] = "\x9b" "2J \xc2\x9b" "2J \x1b]0;owned\x07 caf\xc3\xa9\n";
+	vmm_console_feed(&c, tricky, sizeof(tricky) - 1);
+	t = vmm_console_tail_of(&c);
+	assert_non_null(strstr(t, "\nline 999 ?[31mred\n?2J ?2J ?]0;owned? caf\xc3\xa9"));
 }
 
 static void console_log_stops_at_the_budget(void **state)
@@ -470,7 +476,8 @@ static void argv_has_devices_and_escapes_commas(void **state)
 				.accel = VMM_ACCEL_TCG };
 	_cleanup_strv_ char **argv = NULL;
 	struct ml_err e = { 0 };
-	assert_int_equal(vmm_qemu_argv(&c, "/usr/bin/qemu", "/s/ctl.sock", "/s/net.sock", 2096016, &argv, &e), 0);
+	const char *paths[VMM_CHAN_COUNT] = { [VMM_CHAN_CTL] = "/s/ctl.sock" };
+	assert_int_equal(vmm_qemu_argv(&c, "/usr/bin/qemu", paths, 2096016, &argv, &e), 0);
 	assert_string_equal(argv[0], "/usr/bin/qemu");
 	assert_true(argv_has(argv, "-M", "microvm"));
 	assert_true(argv_has(argv, "-accel", "tcg,thread=multi"));
@@ -481,6 +488,7 @@ static void argv_has_devices_and_escapes_commas(void **state)
 	assert_true(argv_has(argv, "-chardev", "socket,id=ctl,path=/s/ctl.sock,server=off"));
 	assert_true(argv_has(argv, "-device", "virtserialport,chardev=ctl,name=org.matchlock.ctl"));
 	assert_false(argv_has(argv, "-netdev", NULL));
+	assert_false(argv_has(argv, "-chardev", "socket,id=files,path=/s/files.sock,server=off"));
 	for (size_t i = 0; argv[i]; i++)
 		if (!strcmp(argv[i], "-append"))
 			assert_non_null(strstr(argv[i + 1], "tsc_early_khz=2096016"));
@@ -489,7 +497,7 @@ static void argv_has_devices_and_escapes_commas(void **state)
 
 	c.accel = VMM_ACCEL_KVM;
 	_cleanup_strv_ char **kvm = NULL;
-	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", NULL, 0, &kvm, &e), 0);
+	assert_int_equal(vmm_qemu_argv(&c, "q", paths, 0, &kvm, &e), 0);
 	assert_true(argv_has(kvm, "-accel", "kvm"));
 	assert_true(argv_has(kvm, "-cpu", "host"));
 	for (size_t i = 0; kvm[i]; i++)
@@ -504,11 +512,60 @@ static void argv_network_stream_or_baseline(void **state)
 				.network = true };
 	_cleanup_strv_ char **s = NULL, **u = NULL;
 	struct ml_err e = { 0 };
-	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", "/s/n,et.sock", 0, &s, &e), 0);
+	const char *paths[VMM_CHAN_COUNT] = { [VMM_CHAN_CTL] = "/s/ctl.sock", [VMM_CHAN_NET] = "/s/n,et.sock" };
+	assert_int_equal(vmm_qemu_argv(&c, "q", paths, 0, &s, &e), 0);
 	assert_true(argv_has(s, "-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path=/s/n,,et.sock"));
 	assert_true(argv_has(s, "-device", "virtio-net-device,netdev=n0,mac=" VMM_GUEST_MAC));
-	assert_int_equal(vmm_qemu_argv(&c, "q", "/s/ctl.sock", NULL, 0, &u, &e), 0);
+	paths[VMM_CHAN_NET] = NULL;
+	assert_int_equal(vmm_qemu_argv(&c, "q", paths, 0, &u, &e), 0);
 	assert_true(argv_has(u, "-netdev", "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3"));
+}
+
+static void argv_extra_drives_raw_ro_and_reported_errors(void **state)
+{
+	(void)state;
+	const struct vmm_drive d[] = { { "/v/a,b.ext4", "disk0", false }, { "/v/ro.ext4", "disk1", true } };
+	struct vmm_config c = { .state_dir = "/s", .kernel = "/k", .initrd = "/i", .rootfs = "/r",
+				.scratch = "/scr", .vcpus = 1, .mem_mb = 256, .accel = VMM_ACCEL_TCG,
+				.drives = d, .n_drives = 2 };
+	_cleanup_strv_ char **a = NULL;
+	struct ml_err e = { 0 };
+	const char *paths[VMM_CHAN_COUNT] = { [VMM_CHAN_CTL] = "/s/ctl.sock" };
+	assert_int_equal(vmm_qemu_argv(&c, "q", paths, 0, &a, &e), 0);
+	assert_true(argv_has(a, "-drive", "id=xd0,file=/v/a,,b.ext4,format=raw,if=none,discard=unmap,"
+			     "werror=report,rerror=report"));
+	assert_true(argv_has(a, "-device", "virtio-blk-device,drive=xd0,serial=disk0"));
+	assert_true(argv_has(a, "-drive", "id=xd1,file=/v/ro.ext4,format=raw,if=none,readonly=on,"
+			     "werror=report,rerror=report"));
+	assert_true(argv_has(a, "-device", "virtio-blk-device,drive=xd1,serial=disk1"));
+	assert_true(argv_has(a, "-drive", "id=scratch,file=/scr,format=raw,if=none,cache=unsafe,"
+			     "discard=unmap,werror=report"));
+}
+
+/* Every channel of the table is a socket the engine connects to: the files channel is one more
+ * virtio-serial port beside the control port, named for the guest to find. */
+static void argv_files_channel_is_a_second_port(void **state)
+{
+	(void)state;
+	struct vmm_config c = { .state_dir = "/s", .kernel = "/k", .initrd = "/i", .rootfs = "/r",
+				.scratch = "/scr", .vcpus = 1, .mem_mb = 256, .accel = VMM_ACCEL_TCG,
+				.files = true };
+	const char *paths[VMM_CHAN_COUNT] = { [VMM_CHAN_CTL] = "/s/ctl.sock", [VMM_CHAN_FILES] = "/s/files.sock" };
+	_cleanup_strv_ char **a = NULL;
+	struct ml_err e = { 0 };
+	assert_int_equal(vmm_qemu_argv(&c, "q", paths, 0, &a, &e), 0);
+	assert_true(argv_has(a, "-chardev", "socket,id=ctl,path=/s/ctl.sock,server=off"));
+	assert_true(argv_has(a, "-chardev", "socket,id=files,path=/s/files.sock,server=off"));
+	assert_true(argv_has(a, "-device", "virtserialport,chardev=files,name=org.matchlock.files"));
+	size_t serial_devices = 0;
+	for (size_t i = 0; a[i]; i++)
+		serial_devices += !strcmp(a[i], "virtio-serial-device");
+	assert_int_equal(serial_devices, 1);
+	assert_string_equal(vmm_chans[VMM_CHAN_FILES].sock, "files.sock");
+	assert_true(vmm_chans[VMM_CHAN_FILES].wanted(&c));
+	c.files = false;
+	assert_false(vmm_chans[VMM_CHAN_FILES].wanted(&c));
+	assert_true(vmm_chans[VMM_CHAN_CTL].wanted(&c));
 }
 
 int main(void)
@@ -530,6 +587,8 @@ int main(void)
 		cmocka_unit_test(console_log_stops_at_the_budget),
 		cmocka_unit_test(console_read_drains_a_pipe_and_reports_eof),
 		cmocka_unit_test(argv_has_devices_and_escapes_commas),
+		cmocka_unit_test(argv_extra_drives_raw_ro_and_reported_errors),
+		cmocka_unit_test(argv_files_channel_is_a_second_port),
 	};
 	return cmocka_run_group_tests(tests, setup_data_dir, teardown_data_dir);
 }

@@ -1,4 +1,4 @@
-/* slirpnet/dnsmsg.c - reads upstream DNS replies (RFC 1035 §4) for the addresses they give a
+/* dnswire/answer.c - reads upstream DNS replies (RFC 1035 §4) for the addresses they give a
  * name. The bytes come from the network, and whoever answers can shape them, so every read goes
  * through buf_get(), and a reply that is not exactly well formed teaches nothing (it is still
  * relayed: the guest's resolver makes its own judgement).
@@ -7,14 +7,13 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "slirpnet/dnsmsg.h"
-#include "slirpnet/frame.h"
+#include "dnswire/dnswire.h"
 
-#define DNS_HDR 12
+#define DNS_HDR DNSWIRE_HDR
 #define RR_FIXED 10  /* type, class, ttl, rdlength */
-#define TYPE_A 1
-#define TYPE_CNAME 5
-#define CLASS_IN 1
+#define TYPE_A DNSWIRE_TYPE_A
+#define TYPE_CNAME DNSWIRE_TYPE_CNAME
+#define CLASS_IN DNSWIRE_CLASS_IN
 
 /* One resource record, located: the owner name is decoded again when it is compared. */
 struct rr {
@@ -33,7 +32,7 @@ static uint8_t lower(uint8_t c)
  * lands strictly lower than the last one: no loop can form, and a forward pointer (to bytes a
  * compressor cannot have written yet) is refused. Real compressors only point back at names
  * written earlier, which this always allows. */
-int dnsmsg_name(const struct buf *msg, size_t off, uint8_t out[DNSMSG_WIRE_MAX], size_t *out_len, size_t *next)
+int dnswire_name(const struct buf *msg, size_t off, uint8_t out[DNSWIRE_WIRE_MAX], size_t *out_len, size_t *next)
 {
 	size_t pos = off, run = off, n = 0;
 	bool jumped = false;
@@ -46,9 +45,9 @@ int dnsmsg_name(const struct buf *msg, size_t off, uint8_t out[DNSMSG_WIRE_MAX],
 		if ((*l & 0xc0) == 0xc0) {
 			const uint8_t *p = buf_get(msg, pos, 2);
 			size_t target;
-			if (!p || ++jumps > DNSMSG_JUMPS_MAX)
+			if (!p || ++jumps > DNSWIRE_JUMPS_MAX)
 				return -EBADMSG;
-			target = rd16(p) & 0x3fff;
+			target = dnswire_rd16(p) & 0x3fff;
 			if (target >= run)
 				return -EBADMSG;
 			if (!jumped)
@@ -60,7 +59,7 @@ int dnsmsg_name(const struct buf *msg, size_t off, uint8_t out[DNSMSG_WIRE_MAX],
 		if (*l & 0xc0) /* 01 and 10: extended label types (RFC 6891 retired them) */
 			return -EBADMSG;
 		const uint8_t *d = buf_get(msg, pos + 1, *l);
-		if (!d || n + 1 + *l > DNSMSG_WIRE_MAX)
+		if (!d || n + 1 + *l > DNSWIRE_WIRE_MAX)
 			return -EBADMSG;
 		out[n++] = *l;
 		for (size_t i = 0; i < *l; i++)
@@ -77,10 +76,10 @@ int dnsmsg_name(const struct buf *msg, size_t off, uint8_t out[DNSMSG_WIRE_MAX],
 
 static int skip_name(const struct buf *msg, size_t off, size_t *next)
 {
-	uint8_t name[DNSMSG_WIRE_MAX];
+	uint8_t name[DNSWIRE_WIRE_MAX];
 	size_t len;
 
-	return dnsmsg_name(msg, off, name, &len, next);
+	return dnswire_name(msg, off, name, &len, next);
 }
 
 static int read_rr(const struct buf *msg, size_t *off, struct rr *rr)
@@ -91,12 +90,12 @@ static int read_rr(const struct buf *msg, size_t *off, struct rr *rr)
 	if (skip_name(msg, *off, &at) < 0 || !(f = buf_get(msg, at, RR_FIXED)))
 		return -EBADMSG;
 	rr->owner = *off;
-	rr->type = rd16(f);
-	rr->klass = rd16(f + 2);
+	rr->type = dnswire_rd16(f);
+	rr->klass = dnswire_rd16(f + 2);
 	/* RFC 2181 §8: a TTL with the top bit set means zero. */
-	rr->ttl = rd32(f + 4) & 0x80000000u ? 0 : rd32(f + 4);
+	rr->ttl = dnswire_rd32(f + 4) & 0x80000000u ? 0 : dnswire_rd32(f + 4);
 	rr->rdata = at + RR_FIXED;
-	rr->rdlen = rd16(f + 8);
+	rr->rdlen = dnswire_rd16(f + 8);
 	if (!buf_get(msg, rr->rdata, rr->rdlen))
 		return -EBADMSG;
 	*off = rr->rdata + rr->rdlen;
@@ -120,9 +119,9 @@ static int check_answer_rdata(const struct buf *msg, const struct rr *rr)
 struct reply {
 	struct buf msg;
 	uint16_t flags, qtype, qclass;
-	uint8_t qname[DNSMSG_WIRE_MAX];
+	uint8_t qname[DNSWIRE_WIRE_MAX];
 	size_t qname_len;
-	struct rr ans[DNSMSG_RRS_MAX];
+	struct rr ans[DNSWIRE_RRS_MAX];
 	size_t n_ans;
 };
 
@@ -132,15 +131,15 @@ static int read_reply(struct reply *r)
 	const uint8_t *h = buf_get(&r->msg, 0, DNS_HDR), *q;
 	size_t off, an, total;
 
-	if (!h || !(h[2] & 0x80) || rd16(h + 4) != 1)
+	if (!h || !(h[2] & 0x80) || dnswire_rd16(h + 4) != 1)
 		return -EBADMSG;
-	r->flags = rd16(h + 2);
-	an = rd16(h + 6);
-	total = an + rd16(h + 8) + rd16(h + 10);
-	if (dnsmsg_name(&r->msg, DNS_HDR, r->qname, &r->qname_len, &off) < 0 || !(q = buf_get(&r->msg, off, 4)))
+	r->flags = dnswire_rd16(h + 2);
+	an = dnswire_rd16(h + 6);
+	total = an + dnswire_rd16(h + 8) + dnswire_rd16(h + 10);
+	if (dnswire_name(&r->msg, DNS_HDR, r->qname, &r->qname_len, &off) < 0 || !(q = buf_get(&r->msg, off, 4)))
 		return -EBADMSG;
-	r->qtype = rd16(q);
-	r->qclass = rd16(q + 2);
+	r->qtype = dnswire_rd16(q);
+	r->qclass = dnswire_rd16(q + 2);
 	off += 4;
 	for (size_t i = 0; i < total; i++) {
 		struct rr rr;
@@ -150,7 +149,7 @@ static int read_reply(struct reply *r)
 			continue;
 		if (check_answer_rdata(&r->msg, &rr) < 0)
 			return -EBADMSG;
-		if (r->n_ans < DNSMSG_RRS_MAX)
+		if (r->n_ans < DNSWIRE_RRS_MAX)
 			r->ans[r->n_ans++] = rr;
 	}
 	return off == r->msg.len ? 0 : -EBADMSG;
@@ -158,10 +157,10 @@ static int read_reply(struct reply *r)
 
 static bool owner_is(const struct reply *r, const struct rr *rr, const uint8_t *name, size_t len)
 {
-	uint8_t owner[DNSMSG_WIRE_MAX];
+	uint8_t owner[DNSWIRE_WIRE_MAX];
 	size_t olen, next;
 
-	return dnsmsg_name(&r->msg, rr->owner, owner, &olen, &next) == 0 && olen == len && !memcmp(owner, name, len);
+	return dnswire_name(&r->msg, rr->owner, owner, &olen, &next) == 0 && olen == len && !memcmp(owner, name, len);
 }
 
 /* Wire labels to "a.b.c"; false unless every byte is a host-name character. */
@@ -184,20 +183,20 @@ static bool name_text(const uint8_t *w, size_t len, char *out)
 }
 
 /* The names the question reaches: itself, then the target of its CNAME, and so on. */
-static size_t follow_cnames(const struct reply *r, uint8_t chain[][DNSMSG_WIRE_MAX], size_t *lens, uint32_t *ttl)
+static size_t follow_cnames(const struct reply *r, uint8_t chain[][DNSWIRE_WIRE_MAX], size_t *lens, uint32_t *ttl)
 {
 	size_t n = 1;
 
 	memcpy(chain[0], r->qname, r->qname_len);
 	lens[0] = r->qname_len;
-	while (n <= DNSMSG_CHAIN_MAX) {
+	while (n <= DNSWIRE_CHAIN_MAX) {
 		const struct rr *hit = NULL;
 		for (size_t i = 0; i < r->n_ans && !hit; i++)
 			if (r->ans[i].type == TYPE_CNAME && r->ans[i].klass == CLASS_IN &&
 			    owner_is(r, &r->ans[i], chain[n - 1], lens[n - 1]))
 				hit = &r->ans[i];
 		size_t next;
-		if (!hit || dnsmsg_name(&r->msg, hit->rdata, chain[n], &lens[n], &next) < 0)
+		if (!hit || dnswire_name(&r->msg, hit->rdata, chain[n], &lens[n], &next) < 0)
 			break;
 		if (hit->ttl < *ttl)
 			*ttl = hit->ttl;
@@ -206,7 +205,7 @@ static size_t follow_cnames(const struct reply *r, uint8_t chain[][DNSMSG_WIRE_M
 	return n;
 }
 
-static void add_addr(struct dnsmsg_a *a, const uint8_t *rdata)
+static void add_addr(struct dnswire_answer *a, const uint8_t *rdata)
 {
 	struct in_addr ip;
 
@@ -214,17 +213,30 @@ static void add_addr(struct dnsmsg_a *a, const uint8_t *rdata)
 	for (size_t i = 0; i < a->n; i++)
 		if (a->addrs[i].s_addr == ip.s_addr)
 			return;
-	if (a->n < DNSMSG_ADDRS_MAX)
+	if (a->n < DNSWIRE_ADDRS_MAX)
 		a->addrs[a->n++] = ip;
 }
 
-static void collect(const struct reply *r, struct dnsmsg_a *a)
+/* The CNAME targets, as text, for a caller that lets the guest ask for them too. */
+static void report_chain(struct dnswire_answer *a, uint8_t chain[][DNSWIRE_WIRE_MAX], const size_t *lens, size_t n,
+			 uint32_t ttl)
 {
-	uint8_t chain[DNSMSG_CHAIN_MAX + 1][DNSMSG_WIRE_MAX];
-	size_t lens[DNSMSG_CHAIN_MAX + 1];
+	for (size_t c = 1; c < n && a->n_chain < DNSWIRE_CHAIN_MAX; c++) {
+		if (!name_text(chain[c], lens[c], a->chain[a->n_chain]))
+			break;
+		a->n_chain++;
+	}
+	a->chain_ttl_s = a->n_chain ? ttl : 0;
+}
+
+static void collect(const struct reply *r, struct dnswire_answer *a)
+{
+	uint8_t chain[DNSWIRE_CHAIN_MAX + 1][DNSWIRE_WIRE_MAX];
+	size_t lens[DNSWIRE_CHAIN_MAX + 1];
 	uint32_t ttl = UINT32_MAX;
 	size_t n = follow_cnames(r, chain, lens, &ttl);
 
+	report_chain(a, chain, lens, n, ttl);
 	for (size_t i = 0; i < r->n_ans; i++) {
 		const struct rr *rr = &r->ans[i];
 		if (rr->type != TYPE_A || rr->klass != CLASS_IN)
@@ -240,7 +252,7 @@ static void collect(const struct reply *r, struct dnsmsg_a *a)
 	a->ttl_s = a->n ? ttl : 0;
 }
 
-int dnsmsg_parse_a(const uint8_t *msg, size_t len, struct dnsmsg_a *a)
+int dnswire_parse_answer(const uint8_t *msg, size_t len, struct dnswire_answer *a)
 {
 	struct reply r = { .msg = { msg, len } };
 
