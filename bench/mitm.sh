@@ -64,7 +64,7 @@ SSL_CERT_FILE=$MB/ca.crt "$PROXY" --ca "$MB/ca" --dst 198.51.100.10:443 --resolv
 	--audit "$MB/egress.jsonl" >"$MB/proxy.out" 2>&1 &
 OURS_PID=$!
 MB_PIDS="$MB_PIDS $OURS_PID"
-# --- mitmproxy, as in the baseline notes: reverse mode, and a second one that streams bodies
+# --- mitmproxy in reverse mode (its documented way to front one server), and a second one that streams bodies
 mitmdump --mode reverse:https://localhost:18443 --ssl-insecure --listen-host 127.0.0.1 -p 18445 -q \
 	>"$MB/mitm1.out" 2>&1 &
 MB_PIDS="$MB_PIDS $!"

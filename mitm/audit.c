@@ -1,5 +1,5 @@
 /* mitm/audit.c - every decision of the intercepting proxies, twice: as an event for whoever
- * listens (rpc `event` notifications, reference/rpc.md §5.15) and as one JSON line in the
+ * listens (rpc `event` notifications of type network) and as one JSON line in the
  * VM's egress.jsonl, so a user can see afterwards what a sandbox reached.
  *
  * Lines are buffered and written once per poll round (a keep-alive client making thousands of

@@ -1,4 +1,4 @@
-/* mitm/bodyx.c - rewriting a response body for the after-phase rules (reference/rpc.md §8.1).
+/* mitm/bodyx.c - rewriting a response body for the after-phase rules.
  *
  *   SSE (Content-Type text/event-stream) with replacements: rewritten as it streams, line by
  *     line: only the payload of lines starting "data:" is touched, line endings are kept, and a

@@ -1,4 +1,5 @@
-/* mitm/callback.c - the SDK hook callback exchange over a Unix socket (reference/rpc.md §8.2).
+/* mitm/callback.c - the SDK hook callback exchange over a Unix socket: one connection
+ * and one JSON line each way per invocation.
  * A new connection per invocation; the whole dial + write + read shares one deadline. Runs on
  * a worker thread, so it may block in poll(), but never past the deadline or a stop request. */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* mitm/callback.h - internal to mitm/: the SDK hook callback exchange (reference/rpc.md §8.2):
+/* mitm/callback.h - internal to mitm/: the SDK hook callback exchange:
  * connect to the SDK's Unix socket, write one JSON line, read one JSON object back. Runs on a
  * worker thread (worker.c); the JSON in and out is built and read by rules.c. */
 #ifndef ML_MITM_CALLBACK_H

@@ -1,4 +1,4 @@
-/* mitm/decide.c - policy by name for intercepted flows (reference/rpc.md §7.5).
+/* mitm/decide.c - policy by name for intercepted flows.
  *
  * On TCP/80 and TCP/443 the guest names its host (Host header, TLS SNI); the proxy checks
  * that name against the allow-list globs, resolves it on the host, and dials the address it

@@ -1,4 +1,4 @@
-/* mitm/hook.c - SDK hook callbacks (reference/rpc.md §8.2). A rule with a callback_id, when
+/* mitm/hook.c - SDK hook callbacks over the SDK's callback socket. A rule with a callback_id, when
  * the sandbox has a callback socket, sends one JSON object (the exchange as the hook sees it:
  * host, method, path, query, request headers after the rule's own static changes and before
  * secrets; for the after phase also status, response headers and whether it is SSE) over a new

@@ -28,7 +28,7 @@ struct job {
 	struct in_addr addrs[ICPT_MAX_ADDRS];
 	int n_addrs;
 	int err;                  /* 0, or a negative errno (-ENOENT: no such name) */
-	/* JOB_CALLBACK: one JSON line out, one back (§8.2) */
+	/* JOB_CALLBACK: one JSON line out, one back */
 	char *sock_path, *request, *response;
 	unsigned timeout_ms;      /* 0: none */
 	const void *ctx;          /* the caller's (which rule) */

@@ -51,7 +51,7 @@ static int copy_add_hosts(struct mitm *m, const struct mitm_config *cfg)
 	return 0;
 }
 
-/* The allow-list, with the hosts of every secret appended (reference/rpc.md §7.5: this turns
+/* The allow-list, with the hosts of every secret appended (the protocol's rule: this turns
  * an empty "allow everything" list into a restrictive one). */
 static int parse_allow(struct mitm *m, const struct mitm_config *cfg, struct ml_err *e)
 {

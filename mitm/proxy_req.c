@@ -1,5 +1,5 @@
 /* mitm/proxy_req.c - the request side of the HTTP/1 proxy: read a head, decide (policy by
- * name, hook rules, secrets - in that order, reference/rpc.md §7.5), then write our own head
+ * name, hook rules, secrets - in the protocol's order), then write our own head
  * upstream and stream the body, re-chunked if it came chunked.
  *
  * The head's steps can wait (a host-side name lookup, an SDK hook callback): x.step says how

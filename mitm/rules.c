@@ -1,4 +1,4 @@
-/* mitm/rules.c - hook rules on an exchange (reference/rpc.md §8.1).
+/* mitm/rules.c - hook rules on an exchange.
  *
  * Before phase, on the request head (after the policy, before secrets): in rule order, for
  * each rule that matches the host (globs), method and path (a path.Match-style glob: `*` does

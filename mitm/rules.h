@@ -1,7 +1,7 @@
-/* mitm/rules.h - internal to mitm/: network hook rules (reference/rpc.md §8).
- *   rules_parse.c  the wire form (JSON) compiled as §8.1 says (mitm_rules_parse)
+/* mitm/rules.h - internal to mitm/: network hook rules.
+ *   rules_parse.c  the wire form (JSON) compiled (mitm_rules_parse)
  *   rules.c        matching and the static before/after effects on an exchange
- *   hook.c         the SDK callback: the JSON request, the reply applied (§8.2)
+ *   hook.c         the SDK callback: the JSON request, the reply applied
  *   bodyx.c        response body rewrites: SSE data: lines as they stream, a whole body, or a
  *                  body set by a callback */
 #ifndef ML_MITM_RULES_H

@@ -1,5 +1,5 @@
-/* mitm/rules_parse.c - network hook rules from their wire form (reference/rpc.md §7.1
- * NetworkHookRule), compiled as §8.1 says: the phase is "after" or else "before"; the action
+/* mitm/rules_parse.c - network hook rules from their wire form (the protocol's
+ * NetworkHookRule), compiled as the SDKs expect: the phase is "after" or else "before"; the action
  * "block", "mutate" or else "allow", and an allow rule that carries mutations of its phase
  * becomes "mutate"; rules that neither block, mutate nor call back are dropped; header names
  * are canonicalized (x-hook -> X-Hook) with blank, invalid and repeated names dropped; body
@@ -131,7 +131,7 @@ static int replacements(const json_t *a, const char *rule, struct kv **out, size
 		const char *f = str_of(val, "find"), *r = str_of(val, "replace");
 
 		if (!f || !*f)
-			continue;   /* an empty find is dropped (§8.1) */
+			continue;   /* an empty find is dropped */
 		struct kv *x = &(*out)[(*n)++];
 
 		x->k = strdup(f);

@@ -1,4 +1,4 @@
-/* mitm/secrets.c - secrets that never enter the VM (reference/rpc.md §7.5).
+/* mitm/secrets.c - secrets that never enter the VM.
  *
  * The guest's environment holds a placeholder (SANDBOX_SECRET_<32 hex>); the real value is
  * only ever written by this file, into a request to a host the secret is for: in header
@@ -6,7 +6,7 @@
  * so `git clone https://x:$TOKEN@host/` works) and in the raw query string. A placeholder of
  * a secret that is NOT for the request's host, in any header value or anywhere in the target,
  * blocks the request before anything is changed or sent: a guest cannot steer a secret to a
- * host of its choosing. Bodies are never touched (the reference does not substitute there).
+ * host of its choosing. Bodies are never touched (the protocol does not substitute there).
  * Values are checked at set-up: a CR, LF or NUL in one could split a header.
  */
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* rpc/intercept.c - a sandbox's side of network interception (mitm/README.md "Interception"):
- * whether it is on (the reference's rule: an allow-list entry, secrets, hook rules, or forced),
+ * whether it is on (the protocol's rule: an allow-list entry, secrets, hook rules, or forced),
  * the per-user CA (~/.matchlock/ca.pem, loaded or made by the worker thread), what every exec's
  * environment gets (the CA variables and the secrets' placeholders), and the config the
  * network thread hands to mitm (with the VM's egress.jsonl as the audit trail). */

@@ -76,7 +76,7 @@ void *sb_prepare_main(void *arg);
 void sb_post_progress(struct sandbox *sb, enum sandbox_step step, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* intercept.c: whether this sandbox intercepts (reference §7.5), the CA and the guest's extra
+/* intercept.c: whether this sandbox intercepts (the protocol's rule), the CA and the guest's extra
  * environment (worker thread), the mitm config (loop), cleanup. */
 bool sb_intercept_wanted(const struct sandbox_config *c);
 int sb_intercept_prepare(struct sandbox *sb, struct ml_err *e);

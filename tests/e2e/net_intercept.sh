@@ -6,7 +6,9 @@
 #     git's trust without the CA variables (the CA was appended to the system bundle); Python
 #     urllib; the CA file and the four variables in the guest; by-name denials: the apex of a
 #     wildcard (403 "Blocked by policy"), a name not listed over HTTPS (closed after the
-#     handshake), a listed name that resolves to a private address (403); an upstream whose
+#     handshake) - names not in the list do not resolve in the guest (DNS is filtered), so
+#     those probes give curl the address (--resolve) and the proxy sees the name in the Host
+#     header or the SNI -, a listed name that resolves to a private address (403); an upstream whose
 #     certificate names another host (502 with the reason); SSE events as they come (first
 #     event latency); WebSocket echo over HTTP and HTTPS; HTTP/2 both ways with an HTTP/2
 #     upstream (nginx: 8 MiB, two streams at once, :authority vs SNI -> 421) and HTTP/1.1 with
@@ -37,9 +39,9 @@ T curl_sys 20 env -u SSL_CERT_FILE -u CURL_CA_BUNDLE curl -sS https://web.test/
 T wget_deb 20 env -u SSL_CERT_FILE wget -q -O - https://web.test/
 T git_sys 20 env -u SSL_CERT_FILE -u CURL_CA_BUNDLE git ls-remote https://web.test/nothing.git
 T python 20 python3 $TW get https://web.test/
-T apex 20 curl -sS -i http://example.test/
-T apex_tls 20 curl -sS https://example.test/
-T unlisted_tls 20 curl -sS https://dnsserver.test/
+T apex 20 curl -sS -i --resolve example.test:80:198.51.100.40 http://example.test/
+T apex_tls 20 curl -sS --resolve example.test:443:198.51.100.40 https://example.test/
+T unlisted_tls 20 curl -sS --resolve dnsserver.test:443:198.51.100.40 https://dnsserver.test/
 T private 20 curl -sS -i http://private.test/
 T badcert 20 curl -sS -i https://other.test/
 T plain_other 20 curl -sS http://other.test/

@@ -1,4 +1,4 @@
-/* tests/unit/mitm_rules_test.c - network hook rules (reference/rpc.md §8). First their
+/* tests/unit/mitm_rules_test.c - network hook rules. First their
  * compilation from the wire form (phases, actions, allow -> mutate, dropped rules, canonical
  * header names, empty finds, a header value that would split a request refused), then each
  * static rule type through the HTTP proxy of proxy_world.h: before-phase set/delete headers,
