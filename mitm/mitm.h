@@ -186,8 +186,8 @@ bool mitm_host_glob_match(const char *pattern, const char *host);
 /* 1 if addr (network order) is in a --block-private-ips range. */
 bool mitm_ip_is_private(struct in_addr addr);
 
-/* ---- Interception (reference/rpc.md §7.5, §8) ----
- * On when the caller says so: per the reference, when the allow-list is not empty, there are
+/* ---- Interception (the JSON-RPC protocol's network interception, secrets and hook rules) ----
+ * On when the caller says so: per the protocol, when the allow-list is not empty, there are
  * secrets or hook rules, or interception is forced (--network-intercept). Then TCP/80 flows
  * go through an HTTP proxy and TCP/443 flows through a TLS-terminating one: the policy is
  * checked on the name the guest asked for (Host / SNI) and on the address the host dials after
@@ -204,7 +204,7 @@ struct mitm_secret {
 	size_t n_hosts;
 };
 
-/* One proxied exchange or one refusal (reference/rpc.md §5.15), on the network thread: copy
+/* One proxied exchange or one refusal (an rpc `event` of type network), on the network thread: copy
  * what you keep. Strings are never NULL. No secret value is ever in one. */
 struct mitm_http_event {
 	int64_t time_ms;             /* unix ms */
@@ -228,7 +228,7 @@ struct mitm_intercept {
 	const struct mitm_secret *secrets;  /* their hosts join the allow-list */
 	size_t n_secrets;
 	const struct mitm_rules *rules;     /* hook rules (mitm_rules_parse); NULL = none */
-	const char *callback_socket;        /* the SDK's hook socket (§8.2); NULL = none */
+	const char *callback_socket;        /* the SDK's hook socket; NULL = none */
 	const char *audit_path;             /* egress.jsonl (one JSON line per decision); NULL = none */
 	/* Each event (best effort: the callee queues it, bounded). NULL = none. */
 	void (*event)(void *arg, const struct mitm_http_event *ev);
@@ -242,8 +242,8 @@ struct mitm_intercept {
  * a temp file renamed in; a concurrent creator's file wins). *pem: certificate and key, for
  * mitm_intercept.ca_pem; *cert_pem: the certificate alone, for the guest. Both malloc'd. */
 int mitm_ca_load(const char *dir, char **pem, char **cert_pem, struct ml_err *e);
-/* Hook rules from their wire form: the array of network.interception.rules (reference/rpc.md
- * §7.1, compiled as §8.1 says; rules that neither block, mutate nor call back are dropped).
+/* Hook rules from their wire form: the array of network.interception.rules
+ * (compiled as the SDKs expect; rules that neither block, mutate nor call back are dropped).
  * NULL or an empty array: no rules. -EINVAL (e says which rule) for a rule whose header value
  * or rewrite path holds a line break or NUL. */
 struct json_t;
@@ -252,5 +252,13 @@ void mitm_rules_free(struct mitm_rules *r);
 size_t mitm_rules_count(const struct mitm_rules *r);
 /* A fresh placeholder: SANDBOX_SECRET_ + 32 lower-case hex digits (16 random bytes). */
 int mitm_placeholder_new(char out[MITM_PLACEHOLDER_LEN + 1]);
+/* network.secrets from the wire : {"NAME": {"value": str,
+ * "placeholder": str (optional), "hosts": [str]}}; null or {} = none. Each gets a fresh
+ * placeholder unless one is given. *out: a calloc'd array of *n, every string a copy: free it
+ * with mitm_secrets_free (which wipes the values). -EINVAL with e ("invalid configuration:
+ * network.secrets.NAME: ...", never the value) for a malformed entry. Values with a line break
+ * or NUL are refused later, by mitm_new. */
+int mitm_secrets_parse(const struct json_t *obj, struct mitm_secret **out, size_t *n, struct ml_err *e);
+void mitm_secrets_free(struct mitm_secret *s, size_t n);
 
 #endif

@@ -118,6 +118,12 @@ static int set_defaults(struct rpc_server *s, struct rpc_create *c)
 			  : img->workdir && *img->workdir ? img->workdir : c->workspace;
 	const char *user = c->image_config.user && *c->image_config.user ? c->image_config.user : img->user;
 	d->env = rpc_create_exec_env(c, img);
+	/* with interception, the CA variables and the secrets' placeholders, last: they win */
+	for (char *const *g = sandbox_guest_env(s->vm.sb); d->env && g && *g; g++)
+		if (strv_env_set(&d->env, *g) < 0) {
+			strv_free(d->env);
+			d->env = NULL;
+		}
 	d->cwd = cwd ? strdup(cwd) : NULL;
 	d->user = user && *user ? strdup(user) : NULL;
 	d->privileged = c->privileged;

@@ -70,7 +70,7 @@ int net_forwards_set(struct net *n, const struct net_publish *fwd, size_t n_fwd,
 
 /* One policy verdict: a TCP connection the guest opened (allowed or not) or a DNS question
  * refused; with interception also one per proxied HTTP(S) exchange or refusal (http set:
- * reference/rpc.md §5.15's fields). Strings are copies, truncated to fit; no secret value is
+ * the fields of an rpc `event` of type network). Strings are copies, truncated to fit; no secret value is
  * ever in one (URLs carry the guest's placeholders). */
 struct net_event {
 	int64_t unix_ms;       /* wall clock when it happened */

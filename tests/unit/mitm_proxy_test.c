@@ -9,6 +9,7 @@
  * come; secrets in headers, Basic credentials and the query for their host only; 10,000
  * requests on one connection without memory growth; a head that never finishes is closed;
  * every decision in egress.jsonl and as an event. */
+#include <jansson.h>
 #include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -438,6 +439,53 @@ static void test_secrets_for_their_host_only(void **state)
 	up_stop(u);
 }
 
+/* network.secrets from the wire: placeholders made (or kept), the secret works through the
+ * proxy, and malformed entries are refused without the value in the message */
+static void test_secrets_from_the_wire(void **state)
+{
+	(void)state;
+	struct mitm_secret *s;
+	size_t n;
+	struct ml_err e;
+	char req[512];
+	json_t *j = json_loads("{\"TOKEN\": {\"value\": \"wire-value\", \"hosts\": [\"api.test\"]},"
+			       " \"FIXED\": {\"value\": \"v2\", \"placeholder\": \"SANDBOX_SECRET_0123\"}}", 0, NULL);
+
+	assert_non_null(j);
+	assert_int_equal(mitm_secrets_parse(j, &s, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(s[0].name, "TOKEN");
+	assert_int_equal(strlen(s[0].placeholder), MITM_PLACEHOLDER_LEN);
+	assert_int_equal(s[0].n_hosts, 1);
+	assert_string_equal(s[1].placeholder, "SANDBOX_SECRET_0123");
+	assert_int_equal(s[1].n_hosts, 0);   /* no hosts: any host */
+	json_decref(j);
+	struct up *u = up_start();
+	struct pw *w = pw_new(NULL, 0, s, 1);
+	int fd = pw_connect(w, WEB_IP, 80);
+	snprintf(req, sizeof(req), "GET /echo HTTP/1.1\r\nHost: api.test\r\nX-Key: %s\r\n\r\n", s[0].placeholder);
+	pw_exchange(w, fd, req, buf, sizeof(buf));
+	assert_true(up_log_has(u, "X-Key: wire-value\r\n"));
+	close(fd);
+	pw_free(w);
+	up_stop(u);
+	mitm_secrets_free(s, n);
+	assert_int_equal(mitm_secrets_parse(NULL, &s, &n, &e), 0);
+	assert_int_equal(n, 0);
+	const char *bad[] = { "[]", "{\"A\": 1}", "{\"A\": {\"value\": 5}}", "{\"A\": {\"value\": \"hidden-v\", \"hosts\": \"x\"}}",
+			      "{\"A\": {\"value\": \"hidden-v\", \"hosts\": [1]}}", "{\"A=B\": {\"value\": \"hidden-v\"}}",
+			      "{\"A\": {\"value\": \"hidden-v\", \"placeholder\": \"\"}}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_loads(bad[i], 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(mitm_secrets_parse(j, &s, &n, &e), -EINVAL);
+		assert_null(s);
+		assert_null(strstr(e.msg, "hidden-v"));
+		assert_non_null(strstr(e.msg, "network.secrets"));
+		json_decref(j);
+	}
+}
+
 static void test_idle_upstream_reused_and_a_dead_one_retried(void **state)
 {
 	(void)state;
@@ -587,6 +635,7 @@ int main(void)
 		cmocka_unit_test(test_sse_events_reach_the_guest_as_they_come),
 		cmocka_unit_test(test_big_body_intact),
 		cmocka_unit_test(test_secrets_for_their_host_only),
+		cmocka_unit_test(test_secrets_from_the_wire),
 		cmocka_unit_test(test_idle_upstream_reused_and_a_dead_one_retried),
 		cmocka_unit_test(test_ten_thousand_requests_without_growth),
 		cmocka_unit_test(test_a_head_that_never_ends_is_closed),
