@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,10 +201,66 @@ bool hdr_value_ok(const char *s, size_t len)
 	return true;
 }
 
-/* ---- iob ---- */
+/* ---- iob ----
+ * Buffers hold memory only while they hold bytes (an idle flow costs nothing), so a bulk
+ * transfer empties and refills the same few buffers many times a second. Big ones (more than
+ * 16 KiB: read-ahead, a body's worth, a batch of TLS records) all have one size, BIG_CAP, and a
+ * few freed ones wait in a per-thread pool for the next use: with malloc's fixed trim threshold
+ * (base/proc.c) freeing and taking them from the heap moved its top with a brk() on every
+ * round, each refill faulting its pages in again. */
+#define BIG_MIN (16u * 1024u)           /* a buffer that needs more is a big one */
+#define BIG_CAP (68u * 1024u)           /* 64 KiB + four TLS records' overhead, page-rounded */
+#define POOL_MAX 8                      /* per thread: 544 KiB at most */
+
+struct big_pool {
+	unsigned n;
+	uint8_t *v[POOL_MAX];
+};
+
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static __thread struct big_pool *pool;
+
+static void pool_destroy(void *p)
+{
+	struct big_pool *bp = p;
+
+	while (bp->n)
+		free(bp->v[--bp->n]);
+	free(bp);
+}
+
+static void pool_key_make(void)
+{
+	(void)pthread_key_create(&pool_key, pool_destroy);
+}
+
+static uint8_t *big_take(void)
+{
+	if (pool && pool->n)
+		return pool->v[--pool->n];
+	return malloc(BIG_CAP);
+}
+
+static void big_give(uint8_t *d)
+{
+	if (!pool) {
+		pthread_once(&pool_once, pool_key_make);
+		if ((pool = calloc(1, sizeof(*pool))))
+			(void)pthread_setspecific(pool_key, pool);
+	}
+	if (pool && pool->n < POOL_MAX)
+		pool->v[pool->n++] = d;
+	else
+		free(d);
+}
+
 void iob_free(struct iob *b)
 {
-	free(b->d);
+	if (b->d && b->cap == BIG_CAP)
+		big_give(b->d);
+	else
+		free(b->d);
 	*b = (struct iob){ 0 };
 }
 
@@ -213,12 +270,27 @@ uint8_t *iob_space(struct iob *b, size_t n)
 		memmove(b->d, b->d + b->off, b->len);
 		b->off = 0;
 	}
+	if (b->len + n > b->cap && b->len + n > BIG_MIN && b->len + n <= BIG_CAP && b->cap < BIG_CAP) {
+		uint8_t *d = big_take();
+
+		if (!d)
+			return NULL;
+		if (b->len)
+			memcpy(d, b->d, b->len);
+		free(b->d);   /* a small one */
+		b->d = d;
+		b->cap = BIG_CAP;
+	}
 	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
+		size_t cap = b->cap ? b->cap : 4096, need = b->len + n;
 		uint8_t *d;
 
-		while (cap < b->len + n)
+		/* doubling; past 64 KiB only what is needed (4 KiB steps), under malloc's mmap
+		 * threshold (96 KiB, base/proc.c) as long as possible */
+		while (cap < need && cap < 65536)
 			cap *= 2;
+		if (cap < need)
+			cap = (need + 4095) & ~(size_t)4095;
 		d = realloc(b->d, cap);
 		if (!d)
 			return NULL;

@@ -178,9 +178,14 @@ static ssize_t pull(gnutls_transport_ptr_t p, void *buf, size_t n)
 	ssize_t r;
 
 	if (!e->pre.len) {
-		uint8_t *to = iob_space(&e->pre, READ_AHEAD);
+		uint8_t *to;
 
-		if (!to) {
+		/* the last read came back short: the socket is empty until poll says otherwise */
+		if (!e->rd_ready) {
+			gnutls_transport_set_errno(e->tls, EAGAIN);
+			return -1;
+		}
+		if (!(to = iob_space(&e->pre, READ_AHEAD))) {
 			gnutls_transport_set_errno(e->tls, ENOMEM);
 			return -1;
 		}
@@ -194,6 +199,8 @@ static ssize_t pull(gnutls_transport_ptr_t p, void *buf, size_t n)
 			return r;
 		}
 		e->pre.len = (size_t)r;
+		if ((size_t)r < READ_AHEAD)
+			e->rd_ready = false;
 	}
 	size_t k = e->pre.len < n ? e->pre.len : n;
 
