@@ -7,9 +7,10 @@ BUILT   := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fstack-protector-strong
-PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib libcurl slirp glib-2.0
+PKGS    := jansson libarchive ext2fs com_err gnutls sqlite3 zlib libcurl slirp glib-2.0 libnghttp2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+# libhttp-parser-dev ships no .pc file: the intercepting proxy's HTTP/1 parser (mitm/h1.c)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm -lpthread
 
 B        := build
 DATA     := $(B)/lib/matchlock

@@ -42,6 +42,9 @@ int rootfs_wait_disk(const char *serial, char *dev, size_t size, struct ml_err *
 int disks_mount(const struct proto_config *c, struct ml_err *e);
 void disks_unmount(void);
 
+/* --- ca.c: the interception CA (CONFIG tag 10) --- */
+int ca_install(const char *pem, struct ml_err *e);
+
 /* --- config.c: PT_CONFIG applied once --- */
 int config_apply(const struct proto_config *c, struct ml_err *e);
 /* cgroup every exec joins, or NULL when no CPU quota was asked for. */

@@ -96,6 +96,8 @@ int config_apply(const struct proto_config *c, struct ml_err *e)
 		r = set_clock(c->time_ns, e);
 	if (r == 0)
 		r = set_names(c, e);
+	if (r == 0 && c->ca_pem)
+		r = ca_install(c->ca_pem, e);
 	if (r == 0)
 		r = set_cpu_quota(c->cpu_quota_us, e);
 	if (r == 0)

@@ -241,6 +241,7 @@ void proto_config_free(struct proto_config *c)
 	free(c->hostname);
 	free(c->hosts);
 	free(c->resolv);
+	free(c->ca_pem);
 	for (uint32_t i = 0; i < c->n_disks; i++) {
 		free(c->disks[i].serial);
 		free(c->disks[i].path);
@@ -357,6 +358,7 @@ int proto_config_decode(const uint8_t *p, size_t len, struct proto_config *c)
 		case CFG_CPU_QUOTA: r = tlv_u32(&t, &c->cpu_quota_us); break;
 		case CFG_MTU: r = tlv_u32(&t, &c->mtu); break;
 		case CFG_NETWORK: r = tlv_u32(&t, &c->network); break;
+		case CFG_CA_PEM: r = tlv_strdup(&t, &c->ca_pem); break;
 		case CFG_DISK: r = tlv_disk(&t, c); break;
 		case CFG_WORKSPACE: r = c->ws_path ? -EPROTO : workspace_decode(&t, c); break;
 		default: r = 0; break; /* unknown tags are skipped: newer hosts may add fields */
@@ -401,6 +403,8 @@ int proto_config_encode(struct proto_msg *m, const struct proto_config *c)
 		if (r == 0 && c->ws_owner)
 			r = proto_put_tlv_str(m, WS_OWNER, c->ws_owner);
 	}
+	if (r == 0 && c->ca_pem)
+		r = proto_put_tlv_str(m, CFG_CA_PEM, c->ca_pem);
 	if (r)
 		m->len = m->frame_start; /* no half-built frame may stay queued */
 	return r ? r : proto_msg_end(m);

@@ -53,6 +53,7 @@ enum proto_cfg_tag {
 	CFG_DISK = 8,       /* repeated: u32 flags (PROTO_DISK_*), u8 serial length, serial, guest mount
 			     * path (the rest of the value) */
 	CFG_WORKSPACE = 9,  /* nested TLV (WS_*): mount the workspace over the files channel */
+	CFG_CA_PEM = 10,    /* str: the interception CA (PEM): written and added to the trust bundles */
 };
 
 #define PROTO_MAX_DISKS       32u  /* CFG_DISK entries in one CONFIG */
@@ -164,6 +165,7 @@ struct proto_disk {
 
 struct proto_config {
 	char *hostname, *hosts, *resolv;
+	char *ca_pem;           /* NULL: no interception CA */
 	uint64_t time_ns;
 	uint32_t cpu_quota_us, mtu, network;
 	struct proto_disk *disks;

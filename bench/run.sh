@@ -110,3 +110,6 @@ row "supervisor peak RSS (KiB)" "$hwm" "$qrss" "the QEMU process beside it" "$(r
 
 # --- issue 13: the workspace (vfs/) against the guest's own disk; overlay snapshot cost ---
 . bench/vfs.sh
+
+# --- issue 11: the TLS interception engine against mitmproxy and direct ---
+. bench/mitm.sh

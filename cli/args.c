@@ -90,16 +90,36 @@ static int parse_duration(const char *v, long *ms)
 	return 0;
 }
 
+/* A list flag's value is CSV, as upstream's flag library reads it: fields split at commas,
+ * and a field in double quotes may hold commas ("" is a quote), e.g. --secret
+ * '"TOKEN=x@a.com,b.com"'. Empty fields are dropped. */
 static void split_commas(struct strv *s, const char *v)
 {
-	char *copy = strdup(v), *save = NULL;
-	if (!copy)
+	char *field = malloc(strlen(v) + 1);
+	if (!field)
 		abort();
-	if (!*copy)
+	if (!*v)
 		strv_add(s, "");
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		strv_add(s, t);
-	free(copy);
+	while (*v) {
+		size_t n = 0;
+		if (*v == '"') {
+			for (v++; *v && !(*v == '"' && v[1] != '"'); v++) {
+				if (*v == '"')
+					v++;   /* "" */
+				field[n++] = *v;
+			}
+			if (*v == '"')
+				v++;
+		}
+		for (; *v && *v != ','; v++)
+			field[n++] = *v;
+		field[n] = '\0';
+		if (n)
+			strv_add(s, field);
+		if (*v == ',')
+			v++;
+	}
+	free(field);
 }
 
 static int set_value(struct flag *f, const char *v, const char *shown, struct ml_err *e)

@@ -25,9 +25,14 @@
 struct run_net {
 	struct sandbox_publish *pub;
 	size_t n_pub;
+	struct specs_secret *sec;        /* --secret, parsed */
+	struct mitm_secret *msec;        /* the same for the sandbox, with placeholders */
+	char (*ph)[MITM_PLACEHOLDER_LEN + 1];
+	size_t n_sec;
 	struct disk_spec *disks;
 	size_t n_disks;
 };
+
 
 struct run_flags {
 	char *image, *workspace, *hostname, *workdir, *user, *entrypoint;
@@ -50,14 +55,14 @@ static struct flag *run_flag_table(struct run_flags *f)
 		{ "disk", 0, FLAG_STRING_LIST, &f->disk, "host_path:guest_mount[:ro] or @volume:guest_mount[:ro] ext4 disk", NULL, false, false },
 		{ "env", 'e', FLAG_STRING_ARRAY, &f->env, "Environment variable KEY=VALUE or KEY (from the host)", NULL, false, false },
 		{ "env-file", 0, FLAG_STRING_ARRAY, &f->env_file, "File of KEY=VALUE or KEY lines", NULL, false, false },
-		{ "secret", 0, FLAG_STRING_LIST, &f->secret, "Secret NAME=VALUE@host1,host2 or NAME@host1,... (value from $NAME)", NULL, true, false },
+		{ "secret", 0, FLAG_STRING_LIST, &f->secret, "Secret NAME=VALUE@host1,host2 or NAME@host1,... (value from $NAME)", NULL, false, false },
 		{ "allow-host", 0, FLAG_STRING_LIST, &f->allow_host, "Allowed hosts (globs; host:port limits a port)", NULL, false, false },
 		{ "add-host", 0, FLAG_STRING_LIST, &f->add_host, "host:ip entry for the guest's /etc/hosts", NULL, false, false },
 		{ "dns-servers", 0, FLAG_STRING_LIST, &f->dns, "Guest DNS servers", "[8.8.8.8,8.8.4.4]", false, false },
 		{ "hostname", 0, FLAG_STRING, &f->hostname, "Guest hostname (default: the VM id)", NULL, false, false },
 		{ "mtu", 0, FLAG_INT, &f->mtu, "Guest NIC MTU", "1500", false, false },
 		{ "no-network", 0, FLAG_BOOL, &f->no_network, "No guest NIC and no egress", NULL, false, false },
-		{ "network-intercept", 0, FLAG_BOOL, &f->intercept, "Force the interception proxy", NULL, true, false },
+		{ "network-intercept", 0, FLAG_BOOL, &f->intercept, "Force the interception proxy", NULL, false, false },
 		{ "publish", 'p', FLAG_STRING_ARRAY, &f->publish, "[LOCAL:]REMOTE host->guest TCP forward", NULL, false, false },
 		{ "address", 0, FLAG_STRING_LIST, &f->address, "Bind addresses for --publish", "[127.0.0.1]", false, false },
 		{ "cpus", 0, FLAG_FLOAT, &f->cpus, "vCPUs (fractional: rounded up, plus a CPU quota)", "1", false, false },
@@ -160,6 +165,38 @@ static int parse_bind_address(const char *a, struct in_addr *out, struct ml_err 
 				  "is not supported (use an IPv4 literal or localhost)", a);
 	return ml_err_set(e, -EINVAL, "invalid port-forward bind address: invalid bind address \"%s\" "
 			  "(use an IP literal or localhost)", a);
+}
+
+/* --secret specs: each gets a fresh placeholder (what the guest's environment will hold). */
+static int parse_secrets(const struct run_flags *f, struct run_net *n, struct ml_err *e)
+{
+	n->sec = calloc(f->secret.n + 1, sizeof(*n->sec));
+	n->msec = calloc(f->secret.n + 1, sizeof(*n->msec));
+	n->ph = calloc(f->secret.n + 1, sizeof(*n->ph));
+	if (!n->sec || !n->msec || !n->ph)
+		return ml_err_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < f->secret.n; i++) {
+		int r = specs_secret(f->secret.v[i], &n->sec[i], e);
+
+		n->n_sec = i + 1;
+		if (r < 0)
+			return r;
+		if ((r = mitm_placeholder_new(n->ph[i])) < 0)
+			return ml_err_set(e, r, "making a secret placeholder: %s", strerror(-r));
+		n->msec[i] = (struct mitm_secret){ .name = n->sec[i].name, .value = n->sec[i].value,
+						   .placeholder = n->ph[i], .hosts = n->sec[i].hosts.v,
+						   .n_hosts = n->sec[i].hosts.n };
+	}
+	return 0;
+}
+
+static void free_secrets(struct run_net *n)
+{
+	for (size_t i = 0; i < n->n_sec; i++)
+		specs_secret_free(&n->sec[i]);
+	free(n->sec);
+	free(n->msec);
+	free(n->ph);
 }
 
 /* Every -p on every --address (default 127.0.0.1), checked before anything is created. */
@@ -443,6 +480,7 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 		/* the reference's default for a sandbox whose network config is not given */
 		.block_private_ips = true,
 		.publish = net->pub, .n_publish = net->n_pub,
+		.intercept = f->intercept, .secrets = net->msec, .n_secrets = net->n_sec,
 		.disks = net->disks, .n_disks = net->n_disks,
 		.vfs = f->vfs.n_mounts ? &f->vfs : NULL,
 	};
@@ -471,6 +509,7 @@ static int run_sandbox(struct run_flags *f, struct strv *args, struct strv *env,
 	compose_argv(f, c, args, &argv);
 	specs_env_merge(&fullenv, c->env);
 	specs_env_merge(&fullenv, env->v);
+	specs_env_merge(&fullenv, sandbox_guest_env(sb));   /* CA variables, secret placeholders */
 	if (f->tty && f->interactive && !getenv("MATCHLOCK_NO_TERM")) {
 		char *const term[] = { "TERM=xterm", NULL };
 		bool has = false;
@@ -529,21 +568,25 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 		return r;
 	if (f.tty && f.interactive && !isatty(STDIN_FILENO))
 		return ml_err_set(e, -EINVAL, "Error: -it requires a TTY");
+	struct run_net net = { 0 };
 	if ((r = specs_volumes(f.workspace, &f.volume, f.user, &f.vfs, e)) < 0)
 		return r;
-	if ((r = specs_env(&f.env_file, &f.env, &env, e)) < 0) {
+	if ((r = parse_secrets(&f, &net, e)) < 0 || (r = specs_env(&f.env_file, &f.env, &env, e)) < 0) {
+		free_secrets(&net);
 		vfs_config_free(&f.vfs);
 		return r;
 	}
 	for (size_t i = 0; i < f.add_host.n; i++) {
 		char *line = NULL;
-		if ((r = specs_add_host(f.add_host.v[i], &line, e)) < 0)
+		if ((r = specs_add_host(f.add_host.v[i], &line, e)) < 0) {
+			free_secrets(&net);
+			vfs_config_free(&f.vfs);
 			return r;
+		}
 		strv_add(&hosts, line);
 		free(line);
 	}
 	f.timeout_set = args_find(t, "timeout")->set;
-	struct run_net net = { 0 };
 	if ((r = parse_network(&f, &net, e)) == 0)
 		r = specs_disks(&f.disk, cli_settings()->volumes_dir, f.workspace, &net.disks, &net.n_disks, e);
 	if (r == 0 && f.detach)
@@ -551,6 +594,7 @@ int cmd_run(int argc, char **argv, struct ml_err *e)
 	else if (r == 0)
 		r = run_sandbox(&f, &args, &env, &hosts, &net, e);
 	free(net.pub);
+	free_secrets(&net);
 	specs_disks_free(net.disks, net.n_disks);
 	vfs_config_free(&f.vfs);
 	strv_clear(&args);

@@ -159,6 +159,67 @@ int specs_dns_server(const char *s, struct ml_err *e)
 	return 0;
 }
 
+static char *trim_dup(const char *s, size_t n)
+{
+	while (n && isspace((unsigned char)*s))
+		s++, n--;
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	return strndup(s, n);
+}
+
+static int secret_fail(const char *spec, struct ml_err *e, const char *why)
+{
+	return ml_err_set(e, -EINVAL, "invalid secret \"%s\": %s", spec, why);
+}
+
+int specs_secret(const char *spec, struct specs_secret *out, struct ml_err *e)
+{
+	const char *at = strrchr(spec, '@'), *eq;
+	char why[256];
+
+	memset(out, 0, sizeof(*out));
+	if (!at)
+		return secret_fail(spec, e, "missing @hosts (format: NAME=VALUE@host1,host2 or NAME@host1,host2)");
+	for (const char *h = at + 1; *h;) {
+		size_t n = strcspn(h, ",");
+		char *host = trim_dup(h, n);
+
+		if (host && *host)
+			strv_add(&out->hosts, host);
+		free(host);
+		h += n + (h[n] == ',');
+	}
+	if (!out->hosts.n)
+		return secret_fail(spec, e, "no hosts specified after @");
+	eq = memchr(spec, '=', (size_t)(at - spec));
+	out->name = trim_dup(spec, (size_t)((eq ? eq : at) - spec));
+	if (!out->name)
+		return -ENOMEM;
+	if (!*out->name)
+		return secret_fail(spec, e, "secret name cannot be empty");
+	if (eq) {
+		out->value = strndup(eq + 1, (size_t)(at - eq - 1));
+	} else if (getenv(out->name)) {
+		out->value = strdup(getenv(out->name));
+	} else {
+		snprintf(why, sizeof(why), "environment variable $%s is not set (hint: use 'sudo -E' to preserve "
+			 "env vars, or pass inline: NAME=VALUE@hosts)", out->name);
+		return secret_fail(spec, e, why);
+	}
+	return out->value ? 0 : -ENOMEM;
+}
+
+void specs_secret_free(struct specs_secret *s)
+{
+	free(s->name);
+	if (s->value)
+		explicit_bzero(s->value, strlen(s->value));
+	free(s->value);
+	strv_clear(&s->hosts);
+	memset(s, 0, sizeof(*s));
+}
+
 void specs_disks_free(struct disk_spec *d, size_t n)
 {
 	for (size_t i = 0; d && i < n; i++)

@@ -20,6 +20,15 @@ void specs_env_merge(struct strv *base, char *const *over);
 int specs_add_host(const char *spec, char **line, struct ml_err *e);
 /* --dns-servers entry: an IPv4 literal (the host forwards the guest's queries to it). */
 int specs_dns_server(const char *s, struct ml_err *e);
+/* --secret NAME=VALUE@host1,host2 or NAME@host1,... (the value from the host's $NAME): split
+ * at the last '@', hosts trimmed. Errors "invalid secret \"<spec>\": <reason>" with the
+ * reference's reasons. Free with specs_secret_free (it wipes the value). */
+struct specs_secret {
+	char *name, *value;
+	struct strv hosts;
+};
+int specs_secret(const char *spec, struct specs_secret *out, struct ml_err *e);
+void specs_secret_free(struct specs_secret *s);
 /* -p [LOCAL:]REMOTE */
 int specs_publish(const char *spec, int *local, int *remote, struct ml_err *e);
 /* Every --disk spec (disk_spec_parse: @names from the user's volumes, checked against the

@@ -3,6 +3,7 @@
 #ifndef ML_MITM_INTERNAL_H
 #define ML_MITM_INTERNAL_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,6 +25,9 @@
 /* The clock behind TTLs and flow timeouts (monotonic ms). Tests may point it elsewhere to
  * move time forward; it defaults to ml_now_ms. */
 extern int64_t (*mitm_clock_ms)(void);
+/* Tests and tests/tools/mlproxy only: rewrites the address every upstream connect dials (so a
+ * "public" address can lead to a server on loopback). NULL in the product. */
+extern void (*mitm_dial_hook)(struct sockaddr_in *up);
 
 /* What an entry can match: the dotted address a flow goes to, or names (DNS questions and
  * the names learned from their answers). See README "Allow-list entries". */
@@ -74,16 +78,46 @@ struct dirbuf {
 	bool shut;          /* FIN passed on (shutdown(SHUT_WR) on the sink) */
 };
 
-enum flow_state { FLOW_CONNECTING, FLOW_OPEN };
+struct mitm_flow;
+struct job;
+struct intercept;
+
+/* A flow handler: what happens to a guest TCP flow. mitm_flow() picks one per flow (the plain
+ * relay, or an intercepting proxy); the table, the poll array, timers and the ends of a flow
+ * are generic (flow.c). A handler may start without an upstream (f->ufd = -1): read the
+ * guest's first bytes, decide, then connect (flow_connect) - the "sniff, decide, connect,
+ * transform" shape of the proxies. Every callback runs on the network thread. */
+struct flow_ops {
+	const char *name;
+	/* The flow was just added to the table (f->gfd set, f->ufd = -1). Returns false if it
+	 * already ended (the handler called flow_end/flow_abort). */
+	bool (*start)(struct mitm *m, struct mitm_flow *f);
+	/* poll events wanted now on the guest fd and on the upstream fd (0: not polled) */
+	short (*guest_events)(const struct mitm_flow *f);
+	short (*upstream_events)(const struct mitm_flow *f);
+	/* Something happened on the flow's fds (either revents may be 0; a handler may also be
+	 * stepped with both 0 when a job it waited for is done). Returns false if the flow ended. */
+	bool (*step)(struct mitm *m, struct mitm_flow *f, short grev, short urev);
+	/* The flow's next deadline (INT64_MAX: none) and what happens then (false: it ended). */
+	int64_t (*deadline)(const struct mitm *m, const struct mitm_flow *f);
+	bool (*expire)(struct mitm *m, struct mitm_flow *f);
+	/* Frees the handler's own state (f->h); called by flow_destroy, fds are closed after. */
+	void (*release)(struct mitm *m, struct mitm_flow *f);
+	/* A job the handler queued is done (intercept.h; the handler frees j). False: ended. */
+	bool (*job_done)(struct mitm *m, struct mitm_flow *f, struct job *j);
+};
 
 struct mitm_flow {
-	int gfd, ufd;                     /* guest end, upstream socket */
+	int gfd, ufd;                     /* guest end, upstream socket (-1: none yet) */
 	uint32_t sockbuf;                 /* bytes charged to the upstream-buffer budget */
-	enum flow_state state;
+	const struct flow_ops *ops;
+	void *h;                          /* the handler's state (NULL for the relay) */
+	int state;                        /* the handler's state machine */
 	int32_t gidx, uidx;               /* their slots in the last pollfd array, -1 = none */
 	uint32_t index;                   /* position in mitm.flows */
+	uint64_t id;                      /* unique per mitm (jobs find their flow by it) */
 	struct sockaddr_in gsrc, odst;    /* for abort_flow */
-	struct dirbuf up, down;           /* guest -> upstream, upstream -> guest */
+	struct dirbuf up, down;           /* the relay's buffers: guest -> upstream, upstream -> guest */
 	int64_t last_ms;                  /* last byte either way (or the connect start) */
 };
 
@@ -111,10 +145,13 @@ struct mitm {
 	size_t cap_dns_pfds;
 
 	struct mitm_flow **flows;         /* NULL holes only inside mitm_poll_done */
+	uint64_t next_flow_id;
 	size_t n_flows, cap_flows;
 	struct pollfd *pfds;
 	size_t cap_pfds;
 	uint8_t *scratch;                 /* MITM_BUF_CAP: a read that is sent on at once */
+	struct intercept *icpt;           /* interception state (intercept.h), NULL when off */
+	int32_t extra_idx;                /* the job fd's slot in the pollfd array, -1 = none */
 	int64_t now_ms;                   /* the clock, read once per mitm_poll_done */
 	struct mitm_stats st;
 };
@@ -152,8 +189,26 @@ int names_add(struct names *t, const char *name, uint32_t addr, int64_t expires_
 #define NAMES_ITER_START (-2)
 const char *names_next(const struct names *t, uint32_t addr, int64_t now_ms, int32_t *cur);
 
-/* relay.c */
-void relay_free_all(struct mitm *m);
+/* flow.c: the table and the generic ends of a flow */
+/* Which end failed: the guest's (it already reset, nothing to tell it) or the upstream's (the
+ * guest must see a reset). */
+enum side { SIDE_NONE, SIDE_GUEST, SIDE_UPSTREAM };
+void flows_free_all(struct mitm *m);
+/* Starts a nonblocking connect for f (TCP_NODELAY, socket buffers from the VM's budget):
+ * 1 = connected, 0 = in progress, -errno. */
+int flow_connect(struct mitm *m, struct mitm_flow *f, const struct sockaddr_in *up);
+/* 0 once an in-progress connect succeeded, else the errno it failed with. */
+int flow_so_error(int fd);
+/* Ends the flow: SIDE_UPSTREAM -> the guest gets RST (abort_flow) and the upstream RST;
+ * SIDE_GUEST -> the upstream gets RST; SIDE_NONE -> both closed (FIN). Frees f. */
+void flow_end(struct mitm *m, struct mitm_flow *f, enum side failed);
+/* Closes fd with RST instead of FIN (SO_LINGER 0), best effort. */
+void flow_reset_on_close(int fd);
+/* The flow with this id, or NULL if it has ended. */
+struct mitm_flow *flow_by_id(struct mitm *m, uint64_t id);
+
+/* relay.c: the plain relay (connect at once, splice both ways) */
+extern const struct flow_ops relay_ops;
 
 /* hostaddr.c: this host's own addresses (always blocked), re-read when they change */
 int hostaddr_read(struct mitm *m, struct ml_err *e);

@@ -6,7 +6,7 @@
 
 #include "base/cleanup.h"
 #include "base/loop.h"
-#include "mitm/internal.h"
+#include "mitm/intercept.h"
 
 int64_t (*mitm_clock_ms)(void) = ml_now_ms;
 
@@ -51,14 +51,38 @@ static int copy_add_hosts(struct mitm *m, const struct mitm_config *cfg)
 	return 0;
 }
 
+/* The allow-list, with the hosts of every secret appended (the protocol's rule: this turns
+ * an empty "allow everything" list into a restrictive one). */
+static int parse_allow(struct mitm *m, const struct mitm_config *cfg, struct ml_err *e)
+{
+	size_t n = cfg->allow_hosts ? cfg->n_allow_hosts : 0, k = 0;
+	const struct mitm_intercept *ic = cfg->intercept;
+	char **all;
+	int r;
+
+	for (size_t i = 0; ic && i < ic->n_secrets; i++)
+		k += ic->secrets[i].n_hosts;
+	if (!k)
+		return allow_parse(cfg->allow_hosts, n, &m->allow, &m->n_allow, e);
+	if (!(all = calloc(n + k, sizeof(*all))))
+		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
+	if (n)
+		memcpy(all, cfg->allow_hosts, n * sizeof(*all));
+	for (size_t i = 0; i < ic->n_secrets; i++)
+		for (size_t j = 0; j < ic->secrets[i].n_hosts; j++)
+			all[n++] = ic->secrets[i].hosts[j];
+	r = allow_parse(all, n, &m->allow, &m->n_allow, e);
+	free(all);
+	return r;
+}
+
 static int make(struct mitm *m, const struct mitm_config *cfg, struct ml_err *e)
 {
 	int r;
 
 	if (!(m->scratch = malloc(MITM_BUF_CAP)))
 		return ml_err_set(e, -ENOMEM, "mitm: out of memory");
-	if ((r = allow_parse(cfg->allow_hosts, cfg->allow_hosts ? cfg->n_allow_hosts : 0, &m->allow,
-			     &m->n_allow, e)) < 0)
+	if ((r = parse_allow(m, cfg, e)) < 0)
 		return r;
 	if ((r = hostaddr_read(m, e)) < 0)
 		return r;
@@ -80,6 +104,8 @@ int mitm_new(const struct mitm_config *cfg, struct mitm **out, struct ml_err *e)
 	m->cfg.allow_hosts = NULL;
 	m->cfg.add_hosts = NULL;
 	m->cfg.n_add_hosts = 0;
+	m->cfg.intercept = NULL;
+	m->extra_idx = -1;
 	m->watch_fd = -1;
 	set_defaults(&m->cfg);
 	m->gateway = ntohl(m->cfg.gateway.s_addr);
@@ -87,7 +113,7 @@ int mitm_new(const struct mitm_config *cfg, struct mitm **out, struct ml_err *e)
 	m->st.bytes_per_flow_idle = sizeof(struct mitm_flow) + sizeof(struct mitm_flow *) +
 				    2 * sizeof(struct pollfd);
 	m->st.bytes_per_flow_max = m->st.bytes_per_flow_idle + 2 * MITM_BUF_CAP;
-	if ((r = make(m, cfg, e)) < 0) {
+	if ((r = make(m, cfg, e)) < 0 || (r = intercept_init(m, cfg, e)) < 0) {
 		mitm_free(m);
 		return r;
 	}
@@ -99,7 +125,8 @@ void mitm_free(struct mitm *m)
 {
 	if (!m)
 		return;
-	relay_free_all(m);
+	flows_free_all(m);
+	intercept_free(m);
 	dnsflow_free_all(m);
 	names_free(&m->names);
 	aliases_free(m);

@@ -1,9 +1,9 @@
 /* mitm/mitm.h - what happens to each guest TCP flow once slirpnet has turned it into a file
  * descriptor: the egress policy (allow-list globs, private ranges, always-blocked addresses,
- * which DNS questions may leave) and the upstream side. The handler is a plain relay
- * (connect upstream, splice both ways), and TCP DNS to the configured servers is served
- * message by message under the same DNS rules as UDP; TLS interception, secrets and HTTP
- * hooks plug in here later.
+ * which DNS questions may leave) and the upstream side: by default a plain relay (connect
+ * upstream, splice both ways), TCP DNS to the configured servers served message by message
+ * under the same DNS rules as UDP, or with interception the HTTP and TLS proxies (see the
+ * block at the end).
  *
  * Single-threaded like slirpnet: every call from the one thread running the network loop.
  *
@@ -34,6 +34,7 @@ struct mitm_add_host {
 	struct in_addr ip;
 };
 
+struct mitm_intercept;
 /* Why a connection or a DNS question was refused or let through (cfg.event). */
 struct mitm_event {
 	bool dns;                 /* a DNS question (refused ones only), not a TCP connection */
@@ -67,6 +68,8 @@ struct mitm_config {
 	unsigned idle_timeout_ms;    /* default 3600000: no byte either way -> both ends closed */
 	unsigned half_close_ms;      /* default 300000: one direction finished, other silent */
 	unsigned max_flows;          /* default 1024; beyond: the new guest fd is aborted at once */
+	/* Interception (below): NULL = every flow is relayed, checked by address only. */
+	const struct mitm_intercept *intercept;
 	/* Kernel buffers of all upstream sockets together (default 64 MiB; README "Upstream
 	 * socket buffers"): the first sockets autotune while the budget holds their maximum,
 	 * later ones get fixed SO_SNDBUF/SO_RCVBUF from what is left (16 KiB to 1 MiB each). */
@@ -95,6 +98,11 @@ struct mitm_stats {
 	size_t bytes_per_flow_idle;          /* a flow's memory with nothing buffered */
 	size_t bytes_per_flow_max;           /* a flow's memory with both buffers full */
 	uint64_t buffers_in_use;             /* direction buffers allocated now (64 KiB each) */
+	uint64_t requests_proxied, requests_blocked;  /* intercepted HTTP exchanges */
+	uint64_t tls_handshakes, tls_guest_failed, tls_upstream_failed;
+	uint64_t tls_guest_resumed, tls_upstream_handshakes, tls_upstream_resumed;
+	uint64_t upstream_parked, upstream_reused, upstream_retried;  /* the idle upstream pool */
+	uint64_t h2_connections;             /* intercepted flows bridged as HTTP/2 both ways */
 	size_t sockbuf_in_use;               /* upstream socket buffers charged to the budget now */
 	uint64_t sockbuf_fixed;              /* upstream sockets given fixed buffers (budget short) */
 };
@@ -177,5 +185,80 @@ void mitm_stats(const struct mitm *m, struct mitm_stats *st);
 bool mitm_host_glob_match(const char *pattern, const char *host);
 /* 1 if addr (network order) is in a --block-private-ips range. */
 bool mitm_ip_is_private(struct in_addr addr);
+
+/* ---- Interception (the JSON-RPC protocol's network interception, secrets and hook rules) ----
+ * On when the caller says so: per the protocol, when the allow-list is not empty, there are
+ * secrets or hook rules, or interception is forced (--network-intercept). Then TCP/80 flows
+ * go through an HTTP proxy and TCP/443 flows through a TLS-terminating one: the policy is
+ * checked on the name the guest asked for (Host / SNI) and on the address the host dials after
+ * resolving it itself; secrets are substituted and hook rules run. Other ports stay relayed. */
+#define MITM_PLACEHOLDER_PREFIX "SANDBOX_SECRET_"
+#define MITM_PLACEHOLDER_LEN 47                          /* the prefix + 32 hex digits */
+#define MITM_CA_GUEST_PATH "/etc/ssl/certs/matchlock-ca.crt"
+
+struct mitm_secret {
+	const char *name;         /* the guest's environment variable */
+	const char *value;        /* the real value: never logged, never sent to the guest */
+	const char *placeholder;  /* what the guest's environment holds (mitm_placeholder_new) */
+	char **hosts;             /* globs; none = any host */
+	size_t n_hosts;
+};
+
+/* One proxied exchange or one refusal (an rpc `event` of type network), on the network thread: copy
+ * what you keep. Strings are never NULL. No secret value is ever in one. */
+struct mitm_http_event {
+	int64_t time_ms;             /* unix ms */
+	const char *method, *url, *host, *path;
+	int status;
+	uint64_t request_bytes, response_bytes;
+	uint32_t duration_ms;
+	bool blocked;
+	const char *reason;          /* why it was blocked, else "" */
+	const char *rule;            /* the hook rule that blocked or changed it, else "" */
+	const char *const *secrets;  /* names of the secrets substituted */
+	size_t n_secrets;
+};
+
+struct mitm_rules;
+
+struct mitm_intercept {
+	const char *ca_pem;                 /* the CA's certificate and key (mitm_ca_load); NULL:
+					     * TCP/443 is not intercepted */
+	const char *extra_ca_file;          /* $SSL_CERT_FILE: upstreams may also chain to these */
+	const struct mitm_secret *secrets;  /* their hosts join the allow-list */
+	size_t n_secrets;
+	const struct mitm_rules *rules;     /* hook rules (mitm_rules_parse); NULL = none */
+	const char *callback_socket;        /* the SDK's hook socket; NULL = none */
+	const char *audit_path;             /* egress.jsonl (one JSON line per decision); NULL = none */
+	/* Each event (best effort: the callee queues it, bounded). NULL = none. */
+	void (*event)(void *arg, const struct mitm_http_event *ev);
+	void *event_arg;
+	unsigned head_timeout_ms;      /* default 30000: a request head (or TLS handshake) must finish */
+	unsigned keepalive_ms;         /* default 300000: an idle connection between requests */
+	unsigned response_timeout_ms;  /* default 300000: the upstream's response head (then 504) */
+};
+
+/* The per-user CA: dir/ca.pem (certificate + ECDSA P-256 key, 0600), created once (atomic:
+ * a temp file renamed in; a concurrent creator's file wins). *pem: certificate and key, for
+ * mitm_intercept.ca_pem; *cert_pem: the certificate alone, for the guest. Both malloc'd. */
+int mitm_ca_load(const char *dir, char **pem, char **cert_pem, struct ml_err *e);
+/* Hook rules from their wire form: the array of network.interception.rules
+ * (compiled as the SDKs expect; rules that neither block, mutate nor call back are dropped).
+ * NULL or an empty array: no rules. -EINVAL (e says which rule) for a rule whose header value
+ * or rewrite path holds a line break or NUL. */
+struct json_t;
+int mitm_rules_parse(const struct json_t *rules, struct mitm_rules **out, struct ml_err *e);
+void mitm_rules_free(struct mitm_rules *r);
+size_t mitm_rules_count(const struct mitm_rules *r);
+/* A fresh placeholder: SANDBOX_SECRET_ + 32 lower-case hex digits (16 random bytes). */
+int mitm_placeholder_new(char out[MITM_PLACEHOLDER_LEN + 1]);
+/* network.secrets from the wire : {"NAME": {"value": str,
+ * "placeholder": str (optional), "hosts": [str]}}; null or {} = none. Each gets a fresh
+ * placeholder unless one is given. *out: a calloc'd array of *n, every string a copy: free it
+ * with mitm_secrets_free (which wipes the values). -EINVAL with e ("invalid configuration:
+ * network.secrets.NAME: ...", never the value) for a malformed entry. Values with a line break
+ * or NUL are refused later, by mitm_new. */
+int mitm_secrets_parse(const struct json_t *obj, struct mitm_secret **out, size_t *n, struct ml_err *e);
+void mitm_secrets_free(struct mitm_secret *s, size_t n);
 
 #endif

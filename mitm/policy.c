@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "base/log.h"
-#include "mitm/internal.h"
+#include "mitm/intercept.h"
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 
@@ -242,6 +242,8 @@ int mitm_connect_check(struct mitm *m, const struct sockaddr *dst)
 	if (ip == m->gateway)
 		return explicit_allow(m, ip, port) ? allow(m, sin, NULL, "gateway allowed")
 						   : deny(m, &m->st.denied_gateway, sin, "gateway");
+	if (intercept_port(m, port))
+		return 0;   /* checked by name once the proxy has read the Host or the SNI (its events) */
 	if (port == 53 && (ip == m->dns_alias || is_dns_server(m, ip)))
 		return allow(m, sin, NULL, "DNS server");
 	if (m->cfg.block_private_ips && mitm_ip_is_private(sin->sin_addr) && !explicit_allow(m, ip, port))
@@ -299,4 +301,35 @@ void policy_upstream(const struct mitm *m, const struct sockaddr_in *orig, struc
 			*up = m->cfg.dns[i];  /* its configured port (slirpnet does the same for UDP) */
 			return;
 		}
+}
+
+/* ---- shared with the intercepting proxies (decide.c) ---- */
+bool policy_addr_blocked(const struct mitm *m, uint32_t ip)
+{
+	return always_blocked(m, ip) || ip == m->dns_alias;
+}
+
+bool policy_addr_explicit(const struct mitm *m, uint32_t ip, uint16_t port)
+{
+	return explicit_allow(m, ip, port);
+}
+
+/* By name (the Host / SNI the guest asked for, or the dotted address without one): the
+ * allow-list's globs, nothing learned. Name entries match names, address entries addresses. */
+bool policy_name_allowed(const struct mitm *m, const char *host, uint16_t port)
+{
+	struct in_addr lit;
+	bool is_addr = inet_pton(AF_INET, host, &lit) == 1;
+
+	if (!m->n_allow)
+		return true;
+	for (size_t i = 0; i < m->n_allow; i++) {
+		const struct allow_entry *a = &m->allow[i];
+		bool kind_ok = a->kind == ENTRY_ANY || (is_addr ? a->kind == ENTRY_IP || a->kind == ENTRY_ADDR_GLOB
+							       : a->kind == ENTRY_NAME);
+
+		if (kind_ok && port_ok(a, port) && mitm_host_glob_match(a->glob, host))
+			return true;
+	}
+	return false;
 }

@@ -228,6 +228,8 @@ static int fill_config(struct sandbox *sb)
 		if (!sb->pcfg.ws_path)
 			return -ENOMEM;
 	}
+	if (sb->ca_cert && !(sb->pcfg.ca_pem = strdup(sb->ca_cert)))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -246,6 +248,7 @@ static int start_network(struct sandbox *sb, struct ml_err *e)
 		.mtu = o->mtu, .dns = o->dns, .allow_hosts = o->allow_hosts,
 		.block_private_ips = o->block_private_ips, .add_hosts = o->hosts,
 		.publish = pub, .n_publish = o->n_publish, .log = sb->log,
+		.intercept = sb_intercept_config(sb),
 	};
 	return net_start(vmm_net_fd(sb->vm), &no, &sb->net, e);
 }

@@ -47,9 +47,13 @@ static void on_net_events(struct ml_loop *l, int fd, short rev, void *arg)
 		inet_ntop(AF_INET, &ev[i].dst.sin_addr, ip, sizeof(ip));
 		snprintf(url, sizeof(url), "%s://%s:%u", ev[i].dns ? "dns" : "tcp", ev[i].host[0] ? ev[i].host : ip,
 			 ev[i].dns ? 53 : ntohs(ev[i].dst.sin_port));
-		json_t *net_j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:b}", "method", ev[i].dns ? "DNS" : "CONNECT",
-					  "url", url, "host", ev[i].host[0] ? ev[i].host : ip, "status_code", 0,
-					  "request_bytes", 0, "response_bytes", 0, "duration_ms", 0, "blocked", ev[i].blocked);
+		const struct net_event *h = ev[i].http ? &ev[i] : NULL;   /* an intercepted exchange */
+		json_t *net_j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:b}",
+					  "method", h ? h->method : ev[i].dns ? "DNS" : "CONNECT", "url", h ? h->url : url,
+					  "host", ev[i].host[0] ? ev[i].host : ip, "status_code", h ? h->status : 0,
+					  "request_bytes", (json_int_t)(h ? h->request_bytes : 0),
+					  "response_bytes", (json_int_t)(h ? h->response_bytes : 0),
+					  "duration_ms", (json_int_t)(h ? h->duration_ms : 0), "blocked", ev[i].blocked);
 		if (net_j && ev[i].blocked && ev[i].reason[0])
 			json_object_set_new(net_j, "block_reason", json_string(ev[i].reason));
 		json_t *p = net_j ? json_pack("{s:s, s:I, s:o}", "type", "network", "timestamp",
@@ -114,6 +118,12 @@ static int set_defaults(struct rpc_server *s, struct rpc_create *c)
 			  : img->workdir && *img->workdir ? img->workdir : c->workspace;
 	const char *user = c->image_config.user && *c->image_config.user ? c->image_config.user : img->user;
 	d->env = rpc_create_exec_env(c, img);
+	/* with interception, the CA variables and the secrets' placeholders, last: they win */
+	for (char *const *g = sandbox_guest_env(s->vm.sb); d->env && g && *g; g++)
+		if (strv_env_set(&d->env, *g) < 0) {
+			strv_free(d->env);
+			d->env = NULL;
+		}
 	d->cwd = cwd ? strdup(cwd) : NULL;
 	d->user = user && *user ? strdup(user) : NULL;
 	d->privileged = c->privileged;

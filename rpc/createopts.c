@@ -14,6 +14,7 @@
 #include "base/cleanup.h"
 #include "base/strv.h"
 #include "disk/disk.h"
+#include "mitm/mitm.h"
 #include "vfs/vfs.h"
 
 #define DEFAULT_CPUS 1.0
@@ -247,6 +248,23 @@ static int check_no_network(json_t *net, struct ml_err *e)
 	return 0;
 }
 
+/* network.secrets (placeholders made here unless given), network.interception's rules and
+ * callback socket (mitm/README.md "Interception") */
+static int parse_interception(struct rpc_create *c, json_t *net, struct ml_err *e)
+{
+	json_t *icpt;
+	int r;
+
+	if ((r = mitm_secrets_parse(json_object_get(net, "secrets"), &c->secrets, &c->n_secrets, e)) < 0 ||
+	    (r = get_obj(net, "interception", "CreateParams.network.interception", &icpt, e)) < 0)
+		return r;
+	if (icpt && ((r = mitm_rules_parse(json_object_get(icpt, "rules"), &c->rules, e)) < 0 ||
+		     (r = get_str(icpt, "callback_socket", "CreateParams.network.interception.callback_socket",
+				  &c->callback_socket, e)) < 0))
+		return r;
+	return 0;
+}
+
 static int parse_network(struct rpc_create *c, json_t *p, struct ml_err *e)
 {
 	json_t *net;
@@ -281,11 +299,7 @@ static int parse_network(struct rpc_create *c, json_t *p, struct ml_err *e)
 	c->intercept = strv_len(c->allow_hosts) > 0 || has_secrets || intercept || has_icpt;
 	if ((r = parse_add_hosts(c, net, e)) < 0 || (r = parse_dns(c, net, e)) < 0)
 		return r;
-	if (has_secrets)
-		return ml_err_set(e, -ENOTSUP, "network.secrets is not supported yet");
-	if (has_icpt && json_is_object(icpt) && json_array_size(json_object_get(icpt, "rules")) > 0)
-		return ml_err_set(e, -ENOTSUP, "network.interception rules are not supported yet");
-	return 0;
+	return parse_interception(c, net, e);
 }
 
 /* ---- vfs: the workspace's mounts, rules and events (vfs/ checks them with the protocol's
@@ -521,6 +535,11 @@ int rpc_create_parse(json_t *params, const struct ml_settings *settings, struct 
 	}
 	c->cfg.disks = c->disks;
 	c->cfg.n_disks = c->n_disks;
+	c->cfg.intercept = c->intercept;
+	c->cfg.secrets = c->secrets;
+	c->cfg.n_secrets = c->n_secrets;
+	c->cfg.rules = c->rules;
+	c->cfg.callback_socket = c->callback_socket && *c->callback_socket ? c->callback_socket : NULL;
 	if (!(c->record_text = json_dumps(c->record, JSON_COMPACT))) {
 		rpc_create_free(c);
 		return ml_err_set(e, -ENOMEM, "out of memory");
@@ -565,6 +584,9 @@ void rpc_create_free(struct rpc_create *c)
 	for (size_t i = 0; i < c->n_disks; i++)
 		disk_spec_clear(&c->disks[i]);
 	free(c->disks);
+	mitm_secrets_free(c->secrets, c->n_secrets);
+	mitm_rules_free(c->rules);
+	free(c->callback_socket);
 	json_decref(c->record);
 	free(c->record_text);
 	free(c);

@@ -32,6 +32,10 @@ struct rpc_create {
 	bool privileged, launch_entrypoint;
 	bool no_network;
 	bool intercept;                  /* the interception proxy's condition (allow-list changes at run time) */
+	struct mitm_secret *secrets;     /* network.secrets (cfg.secrets), placeholders made */
+	size_t n_secrets;
+	struct mitm_rules *rules;        /* network.interception.rules, compiled (cfg.rules) */
+	char *callback_socket;           /* network.interception.callback_socket */
 	const char *workspace;           /* vfs.workspace (exec cwd default), NULL without vfs */
 	struct vfs_config vfs;           /* the workspace (cfg.vfs when it has mounts) */
 	bool has_vfs;

@@ -273,6 +273,13 @@ static int make_mitm(struct net *n, const struct net_opts *o, struct ml_err *e)
 		.abort_flow = on_abort_flow, .event = netctl_on_event, .arg = n,
 	};
 	mc.n_dns = fill_dns(mc.dns, MITM_MAX_DNS, o->dns);
+	if (o->intercept) {
+		/* the proxies' per-exchange events go to the same bounded queue (netctl.c) */
+		n->icpt = *o->intercept;
+		n->icpt.event = netctl_on_http_event;
+		n->icpt.event_arg = n;
+		mc.intercept = &n->icpt;
+	}
 	return mitm_new(&mc, &n->m, e);
 }
 
@@ -353,6 +360,11 @@ static void log_stats(struct net *n)
 		m.bytes_per_flow_max, U(m.sockbuf_fixed), U(m.host_addr_reloads));
 	if (n->ev_dropped)
 		ml_info("net: events dropped=%llu (queue full)", U(n->ev_dropped));
+	if (m.requests_proxied || m.requests_blocked || m.tls_handshakes || m.tls_guest_failed)
+		ml_info("net: intercept requests_proxied=%llu requests_blocked=%llu tls_handshakes=%llu "
+			"tls_guest_failed=%llu tls_upstream_failed=%llu h2_connections=%llu upstream_reused=%llu",
+			U(m.requests_proxied), U(m.requests_blocked), U(m.tls_handshakes), U(m.tls_guest_failed),
+			U(m.tls_upstream_failed), U(m.h2_connections), U(m.upstream_reused));
 }
 
 void net_stop(struct net *n)

@@ -33,6 +33,7 @@ struct net_opts {
 	const struct net_publish *publish;
 	size_t n_publish;
 	struct ml_logger *log;  /* the sandbox's vm.log: the thread's diagnostics go there */
+	const struct mitm_intercept *intercept;  /* NULL: no interception (mitm_config.intercept) */
 };
 
 struct net;
@@ -68,15 +69,25 @@ int net_forwards_set(struct net *n, const struct net_publish *fwd, size_t n_fwd,
 /* ---- per-flow network events (any thread) ---- */
 
 /* One policy verdict: a TCP connection the guest opened (allowed or not) or a DNS question
- * refused. Strings are copies. */
+ * refused; with interception also one per proxied HTTP(S) exchange or refusal (http set:
+ * the fields of an rpc `event` of type network). Strings are copies, truncated to fit; no secret value is
+ * ever in one (URLs carry the guest's placeholders). */
 struct net_event {
 	int64_t unix_ms;       /* wall clock when it happened */
 	bool dns;              /* a refused DNS question, not a connection */
+	bool http;             /* an intercepted exchange: the fields below are set */
 	bool blocked;
 	struct sockaddr_in dst;  /* connection: the destination; DNS: the server asked */
-	char host[256];        /* the name if known (DNS question, or the allowed name matched) */
+	char host[256];        /* the name if known (DNS question, the allowed name matched, or
+				* the Host / SNI of an exchange) */
 	uint16_t qtype;        /* DNS */
-	char reason[48];       /* e.g. "host not in allowlist", "private address", "allowlist" */
+	char reason[64];       /* e.g. "host not in allowlist", "private address", "allowlist" */
+	/* http only */
+	char method[16];       /* "" for a TLS connection refused before any request */
+	char url[320];         /* scheme://host/path?query as the guest sent it */
+	int status;            /* 0 when no response was sent */
+	uint64_t request_bytes, response_bytes;
+	uint32_t duration_ms;
 };
 
 /* Becomes readable (POLLIN) while events wait; never read it yourself. Owned by n. */

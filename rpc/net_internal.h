@@ -65,6 +65,7 @@ struct net {
 	size_t n_fwds;
 
 	/* events */
+	struct mitm_intercept icpt;  /* the sandbox's, with the event callback pointed at us */
 	int ev_fd;             /* eventfd: readable while the queue is not empty */
 	struct net_event *evq;
 	size_t ev_head, ev_count;
@@ -80,6 +81,8 @@ void netctl_serve(struct net *n);
 void netctl_thread_done(struct net *n);
 /* mitm's event callback (network thread): one event into the queue. */
 void netctl_on_event(void *arg, const struct mitm_event *ev);
+/* The proxies' callback (network thread): one intercepted exchange or refusal into the queue. */
+void netctl_on_http_event(void *arg, const struct mitm_http_event *ev);
 /* Replaces the forwards (network thread, or before it starts). Errors begin "start
  * port-forward listener: " at create (at_start), "bind local port-forward listener ..." later. */
 int netctl_forwards_set(struct net *n, const struct net_publish *fwd, size_t n_fwd, struct net_publish *bound,

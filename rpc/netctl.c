@@ -238,6 +238,31 @@ void netctl_on_event(void *arg, const struct mitm_event *ev)
 	pthread_mutex_unlock(&n->lock);
 }
 
+void netctl_on_http_event(void *arg, const struct mitm_http_event *ev)
+{
+	struct net *n = arg;
+	struct net_event *out;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->ev_count == NET_EVENTS_MAX) {
+		n->ev_dropped++;
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	out = &n->evq[(n->ev_head + n->ev_count) % NET_EVENTS_MAX];
+	*out = (struct net_event){ .unix_ms = ev->time_ms, .http = true, .blocked = ev->blocked,
+				   .status = ev->status, .request_bytes = ev->request_bytes,
+				   .response_bytes = ev->response_bytes, .duration_ms = ev->duration_ms };
+	snprintf(out->host, sizeof(out->host), "%s", ev->host);
+	snprintf(out->reason, sizeof(out->reason), "%s", ev->reason);
+	snprintf(out->method, sizeof(out->method), "%s", ev->method);
+	snprintf(out->url, sizeof(out->url), "%s", ev->url);
+	if (n->ev_count++ == 0 && write(n->ev_fd, &one, sizeof(one)) < 0)
+		ml_warn("net: signalling an event: %s", strerror(errno));
+	pthread_mutex_unlock(&n->lock);
+}
+
 int net_events_fd(const struct net *n)
 {
 	return n->ev_fd;

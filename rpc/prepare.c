@@ -167,6 +167,8 @@ static int prepare(struct sandbox *sb, struct ml_err *e)
 		r = check_cancel(sb, e);
 	if (r == 0 && (r = vmm_initramfs(&sb->assets, s->cache_dir, &sb->prep.initrd, e)) < 0)
 		ml_err_wrap(e, "building the initramfs");
+	if (r == 0)
+		r = sb_intercept_prepare(sb, e);
 	if (sb->state_dir)
 		vmstate_phase(sb->state_dir, sb->id, r == 0 ? "created" : "create_failed", r == 0 ? NULL : e->msg);
 	return r;

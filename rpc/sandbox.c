@@ -23,6 +23,7 @@ struct ctl *sandbox_ctl(struct sandbox *sb) { return sb->ctl; }
 struct vfs *sandbox_vfs(struct sandbox *sb) { return sb->vfs; }
 struct ml_logger *sandbox_logger(struct sandbox *sb) { return sb->worker_running ? NULL : sb->log; }
 const char *sandbox_console_tail(struct sandbox *sb) { return sb->vm ? vmm_console_tail(sb->vm) : ""; }
+char *const *sandbox_guest_env(const struct sandbox *sb) { return sb->guest_env; }
 
 static void new_vm_id(char out[16])
 {
@@ -186,6 +187,7 @@ void sandbox_destroy(struct sandbox *sb, bool remove_state)
 	vmm_assets_free(&sb->assets);
 	oci_image_free(sb->img);
 	proto_config_free(&sb->pcfg);
+	sb_intercept_free(sb);
 	free(sb->prep.rootfs);
 	free(sb->prep.scratch);
 	free(sb->prep.initrd);

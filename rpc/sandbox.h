@@ -18,6 +18,7 @@
 #include "base/err.h"
 #include "base/logfile.h"
 #include "base/loop.h"
+#include "mitm/mitm.h"
 #include "disk/disk.h"
 #include "oci/oci.h"
 #include "rpc/settings.h"
@@ -47,6 +48,14 @@ struct sandbox_config {
 	unsigned mtu;
 	char **allow_hosts;      /* NULL-terminated --allow-host globs (NULL: all hosts) */
 	bool block_private_ips;  /* refuse private-range destinations (mitm/README.md) */
+	/* Interception (mitm/README.md "Interception"): on when allow_hosts has an entry, there
+	 * are secrets or rules, or intercept is set (--network-intercept). Placeholders are the
+	 * caller's (mitm_placeholder_new, or given over rpc); the values never reach the guest. */
+	bool intercept;
+	const struct mitm_secret *secrets;
+	size_t n_secrets;
+	const struct mitm_rules *rules;      /* hook rules (mitm_rules_parse), NULL: none */
+	const char *callback_socket;         /* the SDK's hook socket, NULL: none */
 	const struct sandbox_publish *publish;  /* -p forwards, bound before the guest boots */
 	size_t n_publish;
 	const struct disk_spec *disks;  /* extra disks, checked by the caller (disk_spec_parse or
@@ -95,6 +104,11 @@ bool sandbox_is_ready(const struct sandbox *sb);
 /* Valid once ready. */
 const struct oci_config *sandbox_image_config(const struct sandbox *sb);
 struct ctl *sandbox_ctl(struct sandbox *sb);
+/* What every exec's environment gets on top of the image's and the user's (valid once ready;
+ * NULL-terminated "KEY=VALUE", owned by sb): with interception, the four CA variables
+ * (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS) naming the CA file
+ * in the guest, and NAME=<placeholder> for each secret. Merge it last: it wins. */
+char *const *sandbox_guest_env(const struct sandbox *sb);
 /* The workspace (files API, file events), or NULL without one. Valid once ready. */
 struct vfs *sandbox_vfs(struct sandbox *sb);
 /* The sandbox's vm.log (valid once `progress` or any later event was delivered; may be NULL

@@ -58,6 +58,13 @@ struct sandbox {
 	struct net *net;
 	struct sandbox_disks *disks;     /* locked by the worker first thing; released after the engine */
 	struct proto_config pcfg;
+
+	/* interception (intercept.c): made by the worker, read by the loop and the network */
+	bool intercept;
+	char *ca_pem, *ca_cert;          /* the per-user CA (key included / certificate only) */
+	char *audit_path;                /* <state_dir>/egress.jsonl */
+	struct mitm_intercept icpt;
+	char **guest_env;                /* sandbox_guest_env */
 	int boot_timer;
 	int boot_secs;
 	bool configured;                 /* HELLO came: the agent can also power the guest off */
@@ -68,6 +75,13 @@ struct sandbox {
 void *sb_prepare_main(void *arg);
 void sb_post_progress(struct sandbox *sb, enum sandbox_step step, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* intercept.c: whether this sandbox intercepts (the protocol's rule), the CA and the guest's extra
+ * environment (worker thread), the mitm config (loop), cleanup. */
+bool sb_intercept_wanted(const struct sandbox_config *c);
+int sb_intercept_prepare(struct sandbox *sb, struct ml_err *e);
+const struct mitm_intercept *sb_intercept_config(struct sandbox *sb);
+void sb_intercept_free(struct sandbox *sb);
 
 /* boot.c: on the loop thread, once preparation succeeded. */
 int sb_boot_start(struct sandbox *sb, struct ml_err *e);

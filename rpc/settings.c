@@ -39,6 +39,7 @@ int settings_from_env(struct ml_settings *s, struct ml_err *e)
 	s->boot_timeout_s = (int)env_u64("MATCHLOCK_BOOT_TIMEOUT", 60);
 	if (s->boot_timeout_s <= 0 || s->boot_timeout_s > 3600)
 		s->boot_timeout_s = 60;
+	s->ca_file = env_dup("SSL_CERT_FILE");
 	s->log_budget = env_u64("MATCHLOCK_LOG_BUDGET_MB", 0) << 20;
 	if (!s->log_budget)
 		s->log_budget = ML_LOGFILE_BUDGET_DEFAULT;
@@ -67,5 +68,6 @@ void settings_free(struct ml_settings *s)
 	free(s->agent);
 	free(s->accel);
 	free(s->engine);
+	free(s->ca_file);
 	memset(s, 0, sizeof(*s));
 }

@@ -21,6 +21,7 @@ struct ml_settings {
 	bool qemu_user_net;     /* $MATCHLOCK_NET_BACKEND=qemu-user: benchmark baseline */
 	int boot_timeout_s;     /* $MATCHLOCK_BOOT_TIMEOUT, default 60 */
 	uint64_t log_budget;    /* $MATCHLOCK_LOG_BUDGET_MB in bytes; default 64 MiB */
+	char *ca_file;          /* $SSL_CERT_FILE: extra CAs (registries, intercepted upstreams) */
 };
 
 /* Fills s from the environment (and configures oci/'s process-wide settings the same way). */

@@ -41,7 +41,13 @@ bad_input "-d -it" "--detach cannot be combined" run --image x -d -it sh
 bad_input "-dit" "--detach cannot be combined" run --image x -dit sh
 bad_input "-d -i" "--detach cannot be combined" run --image x -d -i -- sh -c "echo hi"
 bad_input "--no-network + --allow-host" "--no-network cannot be combined with --allow-host" run --image x --no-network --allow-host a.com -- true
-bad_input "later flag" "--secret is not supported yet" run --image x --secret A=b@c.com -- true
+bad_input "--no-network + --secret" "--no-network cannot be combined with --secret" run --image x --no-network --secret A=b@c.com -- true
+bad_input "--no-network + --network-intercept" "--no-network cannot be combined with --network-intercept" run --image x --no-network --network-intercept -- true
+bad_input "secret without @hosts" 'invalid secret "A=b": missing @hosts (format: NAME=VALUE@host1,host2 or NAME@host1,host2)' run --image x --secret A=b -- true
+bad_input "secret with no hosts" 'invalid secret "A=b@": no hosts specified after @' run --image x --secret A=b@ -- true
+bad_input "secret with an empty name" 'invalid secret "=b@c.com": secret name cannot be empty' run --image x --secret =b@c.com -- true
+bad_input "secret from an unset variable" "invalid secret \"MATCHLOCK_SECRET_MISSING_XYZ@c.com\": environment variable \$MATCHLOCK_SECRET_MISSING_XYZ is not set (hint: use 'sudo -E' to preserve env vars, or pass inline: NAME=VALUE@hosts)" run --image x --secret MATCHLOCK_SECRET_MISSING_XYZ@c.com -- true
+bad_input "a multi-host secret unquoted: the list splits it (upstream's CSV list flag)" 'invalid secret "d.com": missing @hosts' run --image x --secret A=b@c.com,d.com -- true
 bad_input "-p bad port" "invalid port-forward specification" run --image x -p 99999 -- true
 bad_input "-p bad format" "invalid port-forward specification: invalid port-forward spec format" run --image x -p 1:2:3 -- true
 bad_input "--address bad" 'invalid port-forward bind address: invalid bind address "nope" (use an IP literal or localhost)' run --image x -p 8080 --address nope -- true

@@ -103,9 +103,14 @@ check_eq "allow-list: other.test's server saw nothing" "$other" "$(grep -c . "$W
 check_eq "allow-list: example.test's server saw nothing" 0 "$(grep -c . "$W_DIR/http-apex.log")"
 check_eq "allow-list: the private server saw no connection" 0 "$(rec_count private)"
 check_eq "allow-list: the metadata server saw no connection" 0 "$(rec_count meta)"
-# other.test and example.test never get an address (their DNS questions are refused); the
-# literal 203.0.113.10 and web.test:8080 are refused at connect
-check_ge "allow-list: stats denied_allowlist" 2 "$(net_stat "$T_TMP/e2" denied_allowlist)"
+# An allow-list turns interception on: TCP/80 is refused by the HTTP proxy, by the Host name
+# and the address the host resolves (403 "Blocked by policy"; tests/e2e/net_intercept.sh), not
+# at SYN time: the literal 203.0.113.10 and private.test (its private address). The metadata
+# and 100.64/10 addresses are always blocked, at SYN time. other.test and example.test never
+# get an address (their DNS questions are refused); web.test:8080 is not intercepted and is
+# refused at connect.
+check_ge "allow-list: stats requests_blocked (TCP/80 refused by the proxy)" 2 "$(net_stat "$T_TMP/e2" requests_blocked)"
+check_ge "allow-list: stats denied_allowlist (web.test:8080)" 1 "$(net_stat "$T_TMP/e2" denied_allowlist)"
 check_ge "allow-list: stats dns_refused (other.test, example.test)" 2 "$(net_stat "$T_TMP/e2" dns_refused)"
 
 # --- ports, prefix globs, --add-host

@@ -125,9 +125,6 @@ def failures():
               -32602, "invalid configuration: guest path must be within workspace: \"/etc/x\" not in \"/workspace\"")
     rpc_error("create: vfs mounts without a workspace", lambda: c.launch(Sandbox(IMG).mount_memory("/data")),
               -32602, "invalid configuration: vfs.workspace is required when vfs.mounts is set")
-    rpc_error("create: secrets are refused as not built yet",
-              lambda: c.launch(Sandbox(IMG).add_secret("TOKEN", "s3cret", "api.example.test")),
-              -32000, contains="not supported yet")
     rpc_error("create: more cpus than the host has", lambda: c.launch(Sandbox(IMG).with_cpus(64)),
               -32000, contains="cpus must be <= host cpus")
     rpc_error("create: an image that cannot be pulled", lambda: c.launch(Sandbox("localhost:1/nosuch/image:1")),

@@ -1,13 +1,14 @@
 #!/bin/sh
 # tests/lib/mkdebian.sh - the Debian bookworm test image (python3, curl, iperf3, git, python3-venv:
-# the workspace tests clone repositories and build virtualenvs) as an OCI layout directory, built
+# the workspace tests clone repositories and build virtualenvs; wget, ca-certificates: the
+# interception tests) as an OCI layout directory, built
 # with `debootstrap --variant=minbase` from this machine's own Debian mirror (the one its apt
 # sources name) and cached in /var/cache/matchlock-test, keyed by the package list, so a CI
 # run builds it once (about a minute) and later test files and `make bench` reuse it.
 #   mkdebian.sh  -> prints the layout directory (its image is tagged "bookworm" in the layout)
 # Root only (debootstrap chroots). The layer is a tar of the rootfs with numeric owners.
 set -eu
-PKGS="python3 curl iperf3 git python3-venv"
+PKGS="python3 curl iperf3 git python3-venv wget ca-certificates"
 SUITE=bookworm
 CACHE=${MATCHLOCK_TEST_CACHE:-/var/cache/matchlock-test}
 

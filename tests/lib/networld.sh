@@ -45,6 +45,18 @@
 #                  100.100.100.200 ("alibaba"), 168.63.129.16 ("azure"), 192.0.0.10 ("ietf"),
 #                  198.18.0.10 ("bench")
 # Names under .test that are not listed get NXDOMAIN; AAAA of listed names is empty NOERROR.
+#
+# world_tls_up (after world_up) adds the web servers of tests/lib/tlsworld.py (header echo,
+# httpbin-like pages, SSE, WebSocket echo, git smart HTTP behind Basic auth; each logs every
+# request with its Authorization to $W_DIR/web-NAME.log) and a world CA ($W_TLS_CA: give it to
+# matchlock as SSL_CERT_FILE, it verifies the upstreams):
+#   web.test:443           https "web"        echo.test:80 http "echoplain", :443 https "echo"
+#   api/www.example.test:443 nginx with HTTP/2 ("hello from api", /big.bin = 8 MiB random,
+#                            sha256 in $W_H2_SHA; access log $W_DIR/nginx-access.log: the
+#                            request line, Authorization)
+#   other.test:443 https "other" with a certificate for wrong.test (an upstream that must not
+#                            verify)
+#   $W_GIT_TOKEN           the password of https://echo.test/git/repo.git (any user name)
 
 W_NS=mlw-$T_NAME-$$
 W_NET=mlw-$T_NAME-$$-net
@@ -144,6 +156,85 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
 q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03web\x04test\x00\x00\x01\x00\x01"
 s.sendto(q, (sys.argv[1], 53)); s.recvfrom(512)' "$s" 2>/dev/null || return 1
 	done
+}
+
+# _world_cert NAME HOST...: a key and a certificate for HOSTs signed by the world CA.
+_world_cert() {
+	_n=$1; shift
+	_san=$(printf 'DNS:%s,' "$@"); _san=${_san%,}
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" \
+		-keyout "$W_DIR/tls/$_n.key" -out "$W_DIR/tls/$_n.csr" 2>/dev/null &&
+		printf 'subjectAltName=%s\n' "$_san" >"$W_DIR/tls/$_n.ext" &&
+		openssl x509 -req -in "$W_DIR/tls/$_n.csr" -CA "$W_DIR/tls/ca.crt" -CAkey "$W_DIR/tls/ca.key" \
+			-CAcreateserial -days 7 -extfile "$W_DIR/tls/$_n.ext" -out "$W_DIR/tls/$_n.crt" 2>/dev/null
+}
+
+# _world_nginx: nginx with HTTP/2 on 198.51.100.30:443 (api/www.example.test), in the internet.
+_world_nginx() {
+	mkdir -p "$W_DIR/nginx/www" "$W_DIR/nginx/tmp" && printf 'hello from api\n' >"$W_DIR/nginx/www/index.html" &&
+		head -c $((8 << 20)) /dev/urandom >"$W_DIR/nginx/www/big.bin" || return 1
+	W_H2_SHA=$(sha256sum "$W_DIR/nginx/www/big.bin" | cut -d' ' -f1)
+	cat >"$W_DIR/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $W_DIR/nginx/nginx.pid;
+error_log $W_DIR/nginx/error.log;
+events { worker_connections 256; }
+http {
+	log_format auth '\$request auth=\$http_authorization';
+	access_log $W_DIR/nginx-access.log auth;
+	client_body_temp_path $W_DIR/nginx/tmp; proxy_temp_path $W_DIR/nginx/tmp;
+	fastcgi_temp_path $W_DIR/nginx/tmp; uwsgi_temp_path $W_DIR/nginx/tmp; scgi_temp_path $W_DIR/nginx/tmp;
+	server {
+		listen 198.51.100.30:443 ssl http2;
+		ssl_certificate $W_DIR/tls/api.crt;
+		ssl_certificate_key $W_DIR/tls/api.key;
+		root $W_DIR/nginx/www;
+	}
+}
+EOF
+	in_net timeout "$W_TTL" nginx -c "$W_DIR/nginx/nginx.conf" >"$W_DIR/nginx/out" 2>&1 &
+	W_PIDS="$W_PIDS $!"
+}
+
+# _world_git: a bare repository with one commit, served at /git/repo.git.
+_world_git() {
+	W_GIT_TOKEN=ghp_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	mkdir -p "$W_DIR/git" && printf '%s\n' "$W_GIT_TOKEN" >"$W_DIR/git/.token" &&
+		git init -q --bare "$W_DIR/git/repo.git" && git -C "$W_DIR/git/repo.git" config http.receivepack false &&
+		git -C "$W_DIR/git/repo.git" config --bool http.uploadpack true &&
+		mkdir -p "$W_DIR/git/src" && printf 'hello from git\n' >"$W_DIR/git/src/README" &&
+		git -C "$W_DIR/git/src" init -q && git -C "$W_DIR/git/src" add README &&
+		git -C "$W_DIR/git/src" -c user.name=t -c user.email=t@t commit -q -m first &&
+		git -C "$W_DIR/git/src" push -q "$W_DIR/git/repo.git" HEAD:refs/heads/main 2>/dev/null &&
+		git -C "$W_DIR/git/repo.git" symbolic-ref HEAD refs/heads/main
+}
+
+world_tls_up() {
+	mkdir -p "$W_DIR/tls" && chmod 0755 "$W_DIR/tls"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+		-subj "/CN=matchlock test world CA" -keyout "$W_DIR/tls/ca.key" -out "$W_DIR/tls/ca.crt" 2>/dev/null &&
+		_world_cert web web.test && _world_cert echo echo.test &&
+		_world_cert api api.example.test www.example.test && _world_cert wrong wrong.test &&
+		_world_git && _world_nginx || { echo "networld: cannot make the TLS world" >&2; return 1; }
+	chmod 0644 "$W_DIR/tls/ca.crt"
+	W_TLS_CA=$W_DIR/tls/ca.crt
+	in_net timeout "$W_TTL" /usr/bin/python3 "$REPO/tests/lib/tlsworld.py" serve "$W_DIR" "$W_TTL" \
+		https:198.51.100.10:443:web https:198.51.100.20:443:echo http:198.51.100.20:80:echoplain \
+		https:203.0.113.10:443:other:wrong >"$W_DIR/tls-servers.out" 2>&1 &
+	W_PIDS="$W_PIDS $!"
+	for _ in $(seq 1 100); do
+		grep -q ready "$W_DIR/tls-servers.out" 2>/dev/null && [ -s "$W_DIR/nginx/nginx.pid" ] && return 0
+		sleep 0.1
+	done
+	echo "networld: TLS servers did not start: $(tail -3 "$W_DIR/tls-servers.out" "$W_DIR/nginx/error.log" 2>&1)" >&2
+	return 1
+}
+
+# web_count NAME [PATTERN]: requests (matching PATTERN) a tlsworld server received.
+web_count() {
+	[ -f "$W_DIR/web-$1.log" ] || { echo 0; return; }
+	grep -c -- "${2:-.}" "$W_DIR/web-$1.log" || true
 }
 
 world_down() {

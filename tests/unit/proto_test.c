@@ -56,7 +56,8 @@ static void config_round_trip_keeps_every_field(void **state)
 	(void)state;
 	struct proto_config in = { .hostname = "box", .hosts = "127.0.0.1 localhost\n",
 				   .resolv = "nameserver 10.0.2.3\n", .time_ns = 1234567890123456789ull,
-				   .cpu_quota_us = 50000, .mtu = 1500, .network = 1 };
+				   .cpu_quota_us = 50000, .mtu = 1500, .network = 1,
+				   .ca_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" };
 	struct proto_msg m;
 	proto_msg_init(&m);
 	assert_int_equal(proto_config_encode(&m, &in), 0);
@@ -71,6 +72,7 @@ static void config_round_trip_keeps_every_field(void **state)
 	assert_int_equal(out.cpu_quota_us, 50000);
 	assert_int_equal(out.mtu, 1500);
 	assert_int_equal(out.network, 1);
+	assert_string_equal(out.ca_pem, in.ca_pem);
 	proto_config_free(&out);
 	proto_msg_free(&m);
 }
