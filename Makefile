@@ -61,7 +61,7 @@ $(B)/tests/tools/%: tests/tools/%.c tests/common/process_init.c $(B)/libmatchloc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(B)/libmatchlock.a $(PKG_LIBS) -o $@
 
-$(B)/tests/%: tests/unit/%.c tests/common/process_init.c $(B)/libmatchlock.a
+$(B)/tests/%: tests/unit/%.c tests/common/process_init.c $(B)/libmatchlock.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< tests/common/process_init.c $(B)/libmatchlock.a $(PKG_LIBS) -lcmocka -o $@
 
