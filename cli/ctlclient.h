@@ -1,6 +1,6 @@
 /* cli/ctlclient.h - reaching a running VM from another process: find its record, connect to
  * its control socket (<state dir>/exec.sock, served by the VM's owner), and make JSON-RPC
- * calls there (the protocol of rpc/README.md). Messages are upstream's. */
+ * calls there (the protocol of rpc/PROTOCOL.md). Messages are upstream's. */
 #ifndef ML_CLI_CTLCLIENT_H
 #define ML_CLI_CTLCLIENT_H
 

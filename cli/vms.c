@@ -1,6 +1,6 @@
 /* cli/vms.c - the commands that look at and end VMs from any shell of their user: list (ls),
- * get, inspect (stat), kill, rm (remove), prune, gc. Output lines and messages are upstream's
- * (docs/cli-compat.md); the records are the state store's (rpc/vmstate.h). */
+ * get, inspect (stat), kill, rm (remove), prune (gc is cli/gc.c). Output lines and messages are
+ * upstream's (docs/cli-compat.md); the records are the state store's (rpc/vmstate.h). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -46,8 +46,7 @@ struct rpc_create {
 };
 
 /* Decodes and checks params. Errors: -EINVAL = the protocol's "invalid params" (e.msg exact),
- * -ENOTSUP = a valid option whose feature this build does not have ("... is not supported
- * yet"), -ENOMEM. */
+ * -ENOMEM. (Every option of the protocol is supported: none answers "not supported".) */
 int rpc_create_parse(json_t *params, const struct ml_settings *settings, struct rpc_create **out,
 		     struct ml_err *e);
 /* extra_disks against the host (files exist, hold ext4, mounts valid and not shadowed by the

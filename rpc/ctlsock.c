@@ -2,7 +2,7 @@
  * (a `run`, a detached child, an rpc server), so `matchlock exec`, `port-forward` and
  * `allow-list` from any shell of the same user reach it. Each accepted client is one more
  * connection of the JSON-RPC server (the same protocol as `matchlock rpc`, minus create/close;
- * rpc/README.md). Only the VM's user may connect: the socket is 0600 inside the 0700 state dir,
+ * rpc/PROTOCOL.md). Only the VM's user may connect: the socket is 0600 inside the 0700 state dir,
  * and every peer's uid is checked (SO_PEERCRED) before a byte is read. */
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * `allow-list` reach from other shells. One protocol, one dispatcher, many connections.
  *
  * The wire is JSON-RPC 2.0 over newline-delimited JSON, exactly as the matchlock SDKs speak it
- * (rpc/README.md: framing, method classes, error codes, every method). Requests of one
+ * (rpc/PROTOCOL.md: framing, method classes, error codes, every method). Requests of one
  * connection are dispatched in arrival order by class: `cancel` at once; `create`/`close`
  * after every in-flight request of that connection finished (barrier); stdin messages in
  * order; everything else concurrently, each answered when it is done. */
