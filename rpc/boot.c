@@ -244,7 +244,14 @@ static int start_network(struct sandbox *sb, struct ml_err *e)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < o->n_publish; i++)
 		pub[i] = (struct net_publish){ o->publish[i].addr, o->publish[i].host_port, o->publish[i].guest_port };
+	/* The flow socket's directory lives in the VM's dir, where `gc` looks after a crash; a
+	 * state dir too long for a socket path (108 bytes) falls back to a temp dir. */
+	_cleanup_free_ char *net_dir = NULL;
+	if (sb->state_dir && strlen(sb->state_dir) + sizeof("/net/flow.sock") <= 90 &&
+	    asprintf(&net_dir, "%s/net", sb->state_dir) < 0)
+		net_dir = NULL;
 	struct net_opts no = {
+		.runtime_dir = net_dir,
 		.mtu = o->mtu, .dns = o->dns, .allow_hosts = o->allow_hosts,
 		.block_private_ips = o->block_private_ips, .add_hosts = o->hosts,
 		.publish = pub, .n_publish = o->n_publish, .log = sb->log,

@@ -288,6 +288,7 @@ static int make_slirpnet(struct net *n, const struct net_opts *o, struct ml_err 
 	struct slirpnet_config sc = {
 		.mtu = o->mtu, .connect_check = on_connect_check, .flow = on_flow,
 		.dns_check = on_dns_check, .dns_answer = on_dns_answer, .arg = n,
+		.runtime_dir = o->runtime_dir,
 	};
 	unsigned mac[6];
 	if (sscanf(VMM_GUEST_MAC, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6)

@@ -34,6 +34,7 @@ struct net_opts {
 	size_t n_publish;
 	struct ml_logger *log;  /* the sandbox's vm.log: the thread's diagnostics go there */
 	const struct mitm_intercept *intercept;  /* NULL: no interception (mitm_config.intercept) */
+	const char *runtime_dir;  /* slirpnet_config.runtime_dir: inside the VM's dir, so gc finds it */
 };
 
 struct net;

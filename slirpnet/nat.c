@@ -34,6 +34,9 @@ static int make_dir(struct slirpnet *sn, struct ml_err *e)
 		if (strlen(sn->cfg.runtime_dir) >= sizeof(sn->dir))
 			return ml_err_set(e, -ENAMETOOLONG, "slirpnet: runtime dir too long");
 		strcpy(sn->dir, sn->cfg.runtime_dir);
+		if (mkdir(sn->dir, 0700) < 0 && errno != EEXIST)
+			return ml_err_set(e, -errno, "slirpnet: mkdir %s", sn->dir);
+		sn->own_dir = true;
 		return 0;
 	}
 	if (!tmp || !*tmp || strlen(tmp) > 80)

@@ -27,8 +27,10 @@ for sig in TERM INT; do
 	check_eq "SIG$sig: VM state removed" 0 "$left"
 done
 
-# kill -9 of the supervisor: its VM dies with it, and `gc` removes what it left.
-ml_bg run --image $IMG -- sleep 600 >/dev/null 2>&1
+# kill -9 of the supervisor: its VM dies with it, and `gc` removes what it left (the network's
+# flow socket directory included: it lives in the VM's dir, nothing is left in $TMPDIR).
+mkdir -p "$T_TMP/tmpdir" && chmod 0777 "$T_TMP/tmpdir"
+ML_ENV="TMPDIR=$T_TMP/tmpdir" ml_bg run --image $IMG -- sleep 600 >/dev/null 2>&1
 pid=$ML_PID
 wait_guest_running
 sleep 0.5
@@ -38,6 +40,8 @@ out=$(ml gc); rc=$?
 check_eq "gc: exit 0" 0 "$rc"
 check_contains "gc cleaned the crashed VM" "scratch_remove" "$out"
 check_contains "gc summary" "Reconciled 1 VMs" "$out"
+check_contains "gc removed the network's socket directory" "network_dir_remove" "$out"
+check_eq "kill -9 of run: nothing left in its TMPDIR" "" "$(ls -A "$T_TMP/tmpdir")"
 left=$(find "$ML_HOME/.matchlock/vms" -name scratch.ext4 | wc -l)
 check_eq "gc left no scratch disk" 0 "$left"
 out=$(ml gc); check_contains "gc again: nothing to clean" "no resources to clean" "$out"
