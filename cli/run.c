@@ -454,7 +454,7 @@ static struct rpc_server *serve_vm(const struct run_flags *f, struct ml_loop *lo
 	struct rpc_server_opts o = { .settings = cli_settings(), .loop = loop };
 	struct rpc_server *srv = NULL;
 	struct ml_err e = { 0 };
-	if (rpc_server_new(&o, &srv, &e) == 0 && rpc_server_attach(srv, sb, &d, f->allow_host.n > 0, &e) == 0 &&
+	if (rpc_server_new(&o, &srv, &e) == 0 && rpc_server_attach(srv, sb, &d, &e) == 0 &&
 	    rpc_server_set_base_forwards(srv, net->pub, net->n_pub, &e) == 0 &&
 	    rpc_server_listen(srv, sandbox_state_dir(sb), &e) == 0)
 		return srv;

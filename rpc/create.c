@@ -427,7 +427,7 @@ void rpc_server_detach(struct rpc_server *s)
 	free_defaults(&s->vm.def);
 }
 
-int rpc_server_attach(struct rpc_server *s, struct sandbox *sb, const struct rpc_exec_defaults *d, bool intercept,
+int rpc_server_attach(struct rpc_server *s, struct sandbox *sb, const struct rpc_exec_defaults *d,
 		      struct ml_err *e)
 {
 	bool oom = false;
@@ -438,7 +438,7 @@ int rpc_server_attach(struct rpc_server *s, struct sandbox *sb, const struct rpc
 	s->vm.def.cwd = d->cwd ? strdup(d->cwd) : NULL;
 	s->vm.def.user = d->user ? strdup(d->user) : NULL;
 	s->vm.def.privileged = d->privileged;
-	s->vm.intercept = intercept;
+	s->vm.intercept = sandbox_intercepts(sb);
 	if (oom || (d->cwd && !s->vm.def.cwd) || (d->user && !s->vm.def.user))
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	watch_events(s);

@@ -18,6 +18,7 @@
 const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
 const char *sandbox_state_dir(const struct sandbox *sb) { return sb->state_dir; }
 bool sandbox_is_ready(const struct sandbox *sb) { return sb->state == SB_READY; }
+bool sandbox_intercepts(const struct sandbox *sb) { return sb->intercept; }
 const struct oci_config *sandbox_image_config(const struct sandbox *sb) { return &sb->img->config; }
 struct ctl *sandbox_ctl(struct sandbox *sb) { return sb->ctl; }
 struct vfs *sandbox_vfs(struct sandbox *sb) { return sb->vfs; }

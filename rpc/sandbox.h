@@ -101,6 +101,9 @@ void sandbox_cancel(struct sandbox *sb);
 const char *sandbox_id(const struct sandbox *sb);
 const char *sandbox_state_dir(const struct sandbox *sb);  /* ~/.matchlock/vms/<id> */
 bool sandbox_is_ready(const struct sandbox *sb);
+/* Whether the interception proxy serves this VM (an allow-list, secrets, rules or the
+ * intercept flag; valid once prepared): runtime allow-list changes need it. */
+bool sandbox_intercepts(const struct sandbox *sb);
 /* Valid once ready. */
 const struct oci_config *sandbox_image_config(const struct sandbox *sb);
 struct ctl *sandbox_ctl(struct sandbox *sb);

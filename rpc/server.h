@@ -46,7 +46,7 @@ int rpc_server_add_conn(struct rpc_server *s, int in_fd, int out_fd, bool primar
 
 /* Serves a VM that someone else created (a `run` process) on the control socket. d is copied. */
 int rpc_server_attach(struct rpc_server *s, struct sandbox *sb, const struct rpc_exec_defaults *d,
-		      bool intercept, struct ml_err *e);
+		      struct ml_err *e);
 /* The forwards the VM already has (run -p, bound by the sandbox): kept whenever clients add
  * or replace their own. */
 int rpc_server_set_base_forwards(struct rpc_server *s, const struct sandbox_publish *p, size_t n,

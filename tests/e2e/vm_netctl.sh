@@ -86,6 +86,24 @@ except OSError:
     print('closed')")
 check_eq "the forward went away with its command" closed "$out"
 
+# Interception on without an allow-list (--network-intercept): every host is allowed, and the
+# list can be started at run time.
+mlw_bg run --image $IMG --rm=false --network-intercept -- true
+owner2=$ML_PID
+id2=
+for _ in $(seq 1 240); do
+	id2=$(as_user_world env HOME="$ML_HOME" "$ML_BIN" list --running 2>/dev/null | awk -v p=$owner2 '$NF == p {print $1}')
+	[ -n "$id2" ] && mlw exec "$id2" true >/dev/null 2>&1 && break
+	sleep 0.25
+done
+probe2() { mlw exec "$id2" -- sh -c "timeout 10 wget -q -O - http://$1/ 2>&1 || echo BLOCKED"; }
+check_contains "--network-intercept alone: other.test allowed" "hello from other" "$(probe2 other.test)"
+out=$(mlw allow-list add "$id2" web.test 2>&1); rc=$?
+check_eq "--network-intercept alone: allow-list add works" "0 Added to $id2: web.test" "$rc $(echo "$out" | head -1)"
+check_contains "... and other.test is blocked now" BLOCKED "$(probe2 other.test)"
+check_contains "... web.test still allowed" "hello from web" "$(probe2 web.test)"
+kill -TERM $owner2; wait $owner2
+
 kill -TERM $owner; wait $owner
 check_eq "the VM stopped" stopped "$(as_user_world env HOME="$ML_HOME" "$ML_BIN" list | awk -v id="$id" '$1 == id {print $2}')"
 check_no_qemu_left "no VM left"
