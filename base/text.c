@@ -2,7 +2,9 @@
  * harmless character is one '?' per byte. */
 #include "base/text.h"
 
+#include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the well-formed UTF-8 sequence at p (at most len bytes), or 0 if it is not one;
@@ -80,4 +82,27 @@ size_t ml_text_clean(char *dst, size_t n, const void *src, size_t len, enum ml_t
 	}
 	dst[out] = '\0';
 	return out;
+}
+
+const char *ml_trim_span(const char *s, size_t *n)
+{
+	while (*n && isspace((unsigned char)*s))
+		s++, (*n)--;
+	while (*n && isspace((unsigned char)s[*n - 1]))
+		(*n)--;
+	return s;
+}
+
+char *ml_trim(char *s)
+{
+	size_t n = strlen(s);
+	char *t = (char *)ml_trim_span(s, &n);
+	t[n] = '\0';
+	return t;
+}
+
+char *ml_trim_dup(const char *s, size_t n)
+{
+	s = ml_trim_span(s, &n);
+	return strndup(s, n);
 }

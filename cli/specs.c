@@ -1,23 +1,13 @@
 #include "cli/specs.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "base/cleanup.h"
-
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
 
 /* One KEY=VALUE or KEY spec -> "KEY=VALUE" appended to out. */
 static int env_one(const char *spec, struct strv *out, struct ml_err *e)
@@ -28,7 +18,7 @@ static int env_one(const char *spec, struct strv *out, struct ml_err *e)
 	char *eq = strchr(copy, '=');
 	if (eq)
 		*eq = '\0';
-	char *key = trim(copy);
+	char *key = ml_trim(copy);
 	if (!*key)
 		return ml_err_set(e, -EINVAL, "environment variable name cannot be empty");
 	const char *val = eq ? eq + 1 : getenv(key);
@@ -52,7 +42,7 @@ static int env_file(const char *path, struct strv *out, struct ml_err *e)
 	int lineno = 0, r = 0;
 	while (r == 0 && getline(&line, &cap, f) >= 0) {
 		lineno++;
-		char *t = trim(line);
+		char *t = ml_trim(line);
 		if (!*t || *t == '#')
 			continue;
 		r = env_one(t, out, e);
@@ -159,15 +149,6 @@ int specs_dns_server(const char *s, struct ml_err *e)
 	return 0;
 }
 
-static char *trim_dup(const char *s, size_t n)
-{
-	while (n && isspace((unsigned char)*s))
-		s++, n--;
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
-	return strndup(s, n);
-}
-
 static int secret_fail(const char *spec, struct ml_err *e, const char *why)
 {
 	return ml_err_set(e, -EINVAL, "invalid secret \"%s\": %s", spec, why);
@@ -183,7 +164,7 @@ int specs_secret(const char *spec, struct specs_secret *out, struct ml_err *e)
 		return secret_fail(spec, e, "missing @hosts (format: NAME=VALUE@host1,host2 or NAME@host1,host2)");
 	for (const char *h = at + 1; *h;) {
 		size_t n = strcspn(h, ",");
-		char *host = trim_dup(h, n);
+		char *host = ml_trim_dup(h, n);
 
 		if (host && *host)
 			strv_add(&out->hosts, host);
@@ -193,7 +174,7 @@ int specs_secret(const char *spec, struct specs_secret *out, struct ml_err *e)
 	if (!out->hosts.n)
 		return secret_fail(spec, e, "no hosts specified after @");
 	eq = memchr(spec, '=', (size_t)(at - spec));
-	out->name = trim_dup(spec, (size_t)((eq ? eq : at) - spec));
+	out->name = ml_trim_dup(spec, (size_t)((eq ? eq : at) - spec));
 	if (!out->name)
 		return -ENOMEM;
 	if (!*out->name)

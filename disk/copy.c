@@ -1,7 +1,6 @@
 /* disk/copy.c - `volume cp`: a byte copy of a volume that keeps its holes (a 10 GiB volume
  * holding 100 MB copies 100 MB), its permission bits, owner and mtime. A reflink (FICLONE) is
  * tried first: on btrfs or XFS the copy is then instant and shares blocks until written. */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "base/cleanup.h"
 #include "disk/internal.h"
 
@@ -93,12 +93,9 @@ static int copy_into(int in, const struct stat *st, const char *tmp, struct ml_e
 
 static void trim_into(const char *s, char *out, size_t n)
 {
-	while (isspace((unsigned char)*s))
-		s++;
-	snprintf(out, n, "%s", s);
-	size_t len = strlen(out);
-	while (len > 0 && isspace((unsigned char)out[len - 1]))
-		out[--len] = '\0';
+	size_t len = strlen(s);
+	s = ml_trim_span(s, &len);
+	snprintf(out, n, "%.*s", (int)len, s);
 }
 
 int volume_copy(const char *dir, const char *holders_dir, const char *src, const char *dst,

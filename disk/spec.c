@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "base/cleanup.h"
 #include "disk/internal.h"
 #include "ext4/ext4.h"
@@ -19,16 +20,6 @@ void disk_spec_clear(struct disk_spec *d)
 	free(d->host_path);
 	free(d->guest_mount);
 	*d = (struct disk_spec){ 0 };
-}
-
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
 }
 
 /* ^/[a-zA-Z0-9/_.-]+$ (the reference's rule: the path travels to the guest agent and must stay
@@ -133,12 +124,12 @@ static int parse_parts(char *copy, const char *volumes_dir, const char *workspac
 	*c1 = '\0';
 	if (c2)
 		*c2 = '\0';
-	char *host = trim(copy), *guest = trim(c1 + 1);
+	char *host = ml_trim(copy), *guest = ml_trim(c1 + 1);
 	if (!*host || !*guest)
 		return ml_err_set(e, -EINVAL, "host_path and guest_mount are required");
 	int r = 0;
 	if (host[0] == '@') {
-		char *name = trim(host + 1);
+		char *name = ml_trim(host + 1);
 		if (!*name)
 			return ml_err_set(e, -EINVAL, "volume name is required after '@'");
 		r = volume_find(volumes_dir, name, &d->host_path, e);
@@ -148,7 +139,7 @@ static int parse_parts(char *copy, const char *volumes_dir, const char *workspac
 	if (r == 0 && !(d->guest_mount = strdup(guest)))
 		r = ml_err_set(e, -ENOMEM, "out of memory");
 	if (r == 0 && c2)
-		r = parse_option(trim(c2 + 1), &d->readonly, e);
+		r = parse_option(ml_trim(c2 + 1), &d->readonly, e);
 	if (r == 0)
 		r = disk_spec_check(d, workspace, e);
 	return r;

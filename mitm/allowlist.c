@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "base/cleanup.h"
 #include "mitm/internal.h"
 
@@ -21,13 +22,9 @@
 /* Copies s without surrounding whitespace into out (cap bytes); false if it does not fit. */
 static bool trim_copy(const char *s, char *out, size_t cap)
 {
-	size_t len;
+	size_t len = strlen(s);
 
-	while (isspace((unsigned char)*s))
-		s++;
-	len = strlen(s);
-	while (len && isspace((unsigned char)s[len - 1]))
-		len--;
+	s = ml_trim_span(s, &len);
 	if (len >= cap)
 		return false;
 	memcpy(out, s, len);

@@ -13,18 +13,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/text.h"
 #include "mitm/rules.h"
 
 static char *trimmed(const char *s)
 {
-	size_t n;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	n = strlen(s);
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
-	return strndup(s, n);
+	return ml_trim_dup(s, strlen(s));
 }
 
 static const char *str_of(const json_t *o, const char *key)
