@@ -123,8 +123,10 @@ static void do_init(struct vfs *v, const struct vfs_req *r)
 		.time_gran = 1, .max_pages = VFS_MAX_WRITE / 4096,
 	};
 	v->minor = o.minor;
-	reply_ok(v, r, &o, sizeof(o));
+	/* before the reply: the kernel sends its next requests as soon as it has it, and another
+	 * worker may take one of them before this one returns (it would get EIO) */
 	__atomic_store_n(&v->inited, true, __ATOMIC_RELEASE);
+	reply_ok(v, r, &o, sizeof(o));
 }
 
 static void do_agent_hello(struct vfs *v, const struct vfs_req *r)
