@@ -13,6 +13,11 @@ if [ "$1" = --runs ]; then
 else
 	limit="-max_total_time=$1"; what="${1}s"; shift
 fi
+# Targets that build a network stack or an image per input make a directory and bind a socket
+# each time: on a tmpfs that is 2-3x faster than on a disk (more inputs per second).
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	TMPDIR=$(mktemp -d /dev/shm/matchlock-fuzz.XXXXXX) && export TMPDIR && trap 'rm -rf "$TMPDIR"' EXIT
+fi
 fails=0; passes=0
 for f in "$@"; do
 	n=$(basename "$f")
