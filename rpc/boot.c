@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -245,9 +246,9 @@ static int start_network(struct sandbox *sb, struct ml_err *e)
 	for (size_t i = 0; i < o->n_publish; i++)
 		pub[i] = (struct net_publish){ o->publish[i].addr, o->publish[i].host_port, o->publish[i].guest_port };
 	/* The flow socket's directory lives in the VM's dir, where `gc` looks after a crash; a
-	 * state dir too long for a socket path (108 bytes) falls back to a temp dir. */
+	 * state dir too long for a socket address falls back to a temp dir. */
 	_cleanup_free_ char *net_dir = NULL;
-	if (sb->state_dir && strlen(sb->state_dir) + sizeof("/net/flow.sock") <= 90 &&
+	if (sb->state_dir && strlen(sb->state_dir) + sizeof("/net/flow.sock") <= sizeof(((struct sockaddr_un *)0)->sun_path) &&
 	    asprintf(&net_dir, "%s/net", sb->state_dir) < 0)
 		net_dir = NULL;
 	struct net_opts no = {

@@ -51,13 +51,19 @@ def listen_tcp(addr, port):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
-    s.listen(1024)
+    # deep: 1000 guest flows arrive within 2-3 s (net_pressure); on a loaded CI host a full
+    # accept queue drops SYNs, and the proxy's 10 s connect timeout would end some of them
+    s.listen(4096)
     return s
 
 
 def serve_forever(ls, handler):
     while True:
-        c, peer = ls.accept()
+        try:
+            c, peer = ls.accept()
+        except OSError:  # EMFILE and the like: this server must not die of it
+            time.sleep(0.05)
+            continue
         threading.Thread(target=handler, args=(c, peer), daemon=True).start()
 
 
@@ -208,6 +214,10 @@ def udp_server(d, addr, port, name):
 
 
 def serve(d, ttl, specs):
+    import resource
+    # the sink holds every connection it gets (1000 in net_pressure) besides the other servers'
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     threads = []
     for spec in specs:
         kind, addr, port, name = spec.split(":")
