@@ -14,6 +14,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "base/cleanup.h"
 #include "base/io.h"
 #include "base/loop.h"
@@ -164,14 +165,8 @@ static void on_signal(struct ml_loop *l, int fd, short rev, void *arg)
 static int interactive(int fd, const char *method, json_t *params, bool tty, struct ml_err *e)
 {
 	struct xs x = { .tty = tty, .pipe = !tty, .e = e, .mode = method };
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGWINCH);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	x.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH };
+	x.sig_fd = ml_signalfd(sigs, sizeof(sigs) / sizeof(sigs[0]));
 	if (ml_loop_new(&x.loop) < 0 || x.sig_fd < 0 ||
 	    rpc_conn_new(x.loop, fd, fd, RPC_MAX_LINE, &conn_ops, &x, &x.conn, e) < 0) {
 		json_decref(params);
@@ -201,6 +196,9 @@ static int interactive(int fd, const char *method, json_t *params, bool tty, str
 static int buffered(int fd, json_t *params, struct ml_err *e)
 {
 	json_t *res = NULL;
+	/* SIGINT/SIGTERM end this process; the server sees the connection go and kills the
+	 * command's process group */
+	ml_signals_unignore();
 	if (ctlclient_call(fd, "exec", params, &res, e) < 0)
 		return ml_err_wrap(e, "exec failed");
 	write_b64(STDOUT_FILENO, json_string_value(json_object_get(res, "stdout")));

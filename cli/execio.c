@@ -18,6 +18,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "base/log.h"
 
 struct outq {
@@ -47,16 +48,9 @@ static int read_signal(void);
 
 int execio_signals_init(struct ml_err *e)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGWINCH);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return ml_err_set(e, -errno, "sigprocmask: %s", strerror(errno));
-	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	return sig_fd < 0 ? ml_err_set(e, -errno, "signalfd: %s", strerror(errno)) : 0;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGWINCH, SIGHUP };
+	sig_fd = ml_signalfd(sigs, sizeof(sigs) / sizeof(sigs[0]));
+	return sig_fd < 0 ? ml_err_set(e, sig_fd, "signalfd: %s", strerror(-sig_fd)) : 0;
 }
 
 static void finish(struct run *r, enum execio_end end, int code)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "base/cleanup.h"
 #include "base/io.h"
 #include "cli/args.h"
@@ -40,15 +41,10 @@ static int copy_new(const char *path, off_t *off)
 
 static int follow(const char *path, off_t *off, struct ml_err *e)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return ml_err_set(e, -errno, "sigprocmask: %s", strerror(errno));
-	_cleanup_close_ int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	static const int sigs[] = { SIGINT, SIGTERM };
+	_cleanup_close_ int sfd = ml_signalfd(sigs, 2);
 	if (sfd < 0)
-		return ml_err_set(e, -errno, "signalfd: %s", strerror(errno));
+		return ml_err_set(e, sfd, "signalfd: %s", strerror(-sfd));
 	for (;;) {
 		struct pollfd p = { .fd = sfd, .events = POLLIN };
 		if (poll(&p, 1, FOLLOW_POLL_MS) > 0)

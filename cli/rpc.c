@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "base/cleanup.h"
 #include "cli/cmds.h"
 #include "rpc/server.h"
@@ -41,16 +42,10 @@ static void on_signal(struct ml_loop *l, int fd, short rev, void *arg)
 
 static int serve(struct rpc_cli *c, struct ml_err *e)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return ml_err_set(e, -errno, "sigprocmask: %s", strerror(errno));
-	_cleanup_close_ int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	_cleanup_close_ int sfd = ml_signalfd(sigs, 3);
 	if (sfd < 0)
-		return ml_err_set(e, -errno, "signalfd: %s", strerror(errno));
+		return ml_err_set(e, sfd, "signalfd: %s", strerror(-sfd));
 	struct rpc_server_opts o = { .settings = cli_settings(), .loop = c->loop, .done = on_done, .arg = c };
 	int r = rpc_server_new(&o, &c->srv, e);
 	if (r == 0)

@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "base/cleanup.h"
 #include "cli/args.h"
 #include "cli/cmds.h"
@@ -51,12 +52,8 @@ static json_t *addresses_json(const struct strv *addrs)
 /* Until SIGINT/SIGTERM, or the owner closes the socket (the VM ended). */
 static void wait_until_stopped(int fd)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	_cleanup_close_ int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	static const int sigs[] = { SIGINT, SIGTERM };
+	_cleanup_close_ int sfd = ml_signalfd(sigs, 2);
 	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
 	char buf[4096];
 	for (;;) {
