@@ -14,6 +14,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/b64.h"
 #include "base/proc.h"
 #include "base/cleanup.h"
 #include "base/io.h"
@@ -66,7 +67,7 @@ static void send_input(struct xs *x, const uint8_t *d, size_t n)
 	snprintf(method, sizeof(method), "%s.%s", x->mode, n ? "stdin" : "stdin_eof");
 	json_t *p = json_pack("{s:i}", "id", 1);
 	if (n) {
-		_cleanup_free_ char *b = rpc_b64_encode(d, n);
+		_cleanup_free_ char *b = ml_b64_encode(d, n);
 		json_object_set_new(p, "data", json_string(b ? b : ""));
 	}
 	rpc_conn_send(x->conn, rpc_msg_notify(method, p), on_input_written, x);

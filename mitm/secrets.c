@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "base/b64.h"
 #include "base/cleanup.h"
 #include "mitm/intercept.h"
 
@@ -133,28 +134,6 @@ static char *b64_decode(const char *s, size_t n, size_t *out_len)
 	}
 	out[o] = '\0';
 	*out_len = o;
-	return out;
-}
-
-static char *b64_encode(const char *p, size_t n)
-{
-	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)p[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)(unsigned char)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)p[i + 2];
-		*o++ = b64[v >> 18 & 63];
-		*o++ = b64[v >> 12 & 63];
-		*o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? b64[v & 63] : '=';
-	}
-	*o = '\0';
 	return out;
 }
 
@@ -283,7 +262,7 @@ static int apply_basic(const struct secrets *s, const char *host, struct hdrs *h
 		return 0;
 	if ((r = substitute(s, host, dec, dn, false, used, &sub, &sn)) < 0 || !sub)
 		return r;
-	if (!(enc = b64_encode(sub, sn)) || asprintf(&val, "Basic %s", enc) < 0) {
+	if (!(enc = ml_b64_encode(sub, sn)) || asprintf(&val, "Basic %s", enc) < 0) {
 		val = NULL;
 		return -ENOMEM;
 	}

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/b64.h"
 #include "base/cleanup.h"
 #include "oci/registry.h"
 
@@ -131,27 +132,6 @@ static bool base64_ok(const char *s)
 	return true;
 }
 
-static char *base64(const char *in, size_t n)
-{
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)in[i + 2];
-		*o++ = tbl[v >> 18 & 63];
-		*o++ = tbl[v >> 12 & 63];
-		*o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? tbl[v & 63] : '=';
-	}
-	*o = '\0';
-	return out;
-}
-
 /* "https://index.docker.io/v1/" -> "index.docker.io"; Hub's aliases all become docker.io. */
 static char *auth_key_host(const char *key)
 {
@@ -179,7 +159,7 @@ static int entry_basic(json_t *v, char **basic, struct ml_err *e)
 		_cleanup_free_ char *up = NULL;
 		if (asprintf(&up, "%s:%s", user, pass) < 0)
 			return ml_err_set(e, -ENOMEM, "out of memory");
-		*basic = base64(up, strlen(up));
+		*basic = ml_b64_encode(up, strlen(up));
 	} else {
 		return 0;
 	}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/b64.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "base/strv.h"
@@ -67,7 +68,7 @@ static void answer_error(struct exec_op *op, int code, const char *msg)
 
 static json_t *b64_json(const uint8_t *d, size_t n)
 {
-	_cleanup_free_ char *s = rpc_b64_encode(d ? d : (const uint8_t *)"", n);
+	_cleanup_free_ char *s = ml_b64_encode(d ? d : (const uint8_t *)"", n);
 	return s ? json_string(s) : NULL;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/b64.h"
 #include "base/buf.h"
 #include "base/cleanup.h"
 #include "rpc/exec_internal.h"
@@ -111,7 +112,7 @@ static void ws_done(void *arg)
 	} else if (j->op == WS_WRITE) {
 		rpc_reply(j->r, json_object());
 	} else if (j->op == WS_READ) {
-		_cleanup_free_ char *b = rpc_b64_encode(j->data ? j->data : (uint8_t *)"", j->len);
+		_cleanup_free_ char *b = ml_b64_encode(j->data ? j->data : (uint8_t *)"", j->len);
 		rpc_reply(j->r, b ? json_pack("{s:s}", "content", b) : NULL);
 	} else {
 		rpc_reply(j->r, json_pack("{s:o}", "files", ws_listing(j)));
@@ -217,7 +218,7 @@ static void read_done(struct exec_op *op, struct rpc_req *r, int code, const cha
 {
 	if (file_failed(op, code, msg, r))
 		return;
-	_cleanup_free_ char *b64 = rpc_b64_encode(op->out[1].buf ? op->out[1].buf : (uint8_t *)"", op->out[1].len);
+	_cleanup_free_ char *b64 = ml_b64_encode(op->out[1].buf ? op->out[1].buf : (uint8_t *)"", op->out[1].len);
 	rpc_reply(r, b64 ? json_pack("{s:s}", "content", b64) : NULL);
 }
 

@@ -67,8 +67,8 @@ enum {
 	RPC_CANCELLED = -32003,
 };
 
-/* Standard base64 with padding (RFC 4648 §4). decode returns -EINVAL on bad input. */
-char *rpc_b64_encode(const void *data, size_t len);
+/* Standard base64 (RFC 4648 §4; line breaks skipped, padding required); -EINVAL on bad
+ * input. The encoder is base/b64.h's ml_b64_encode. */
 int rpc_b64_decode(const char *s, size_t slen, uint8_t **out, size_t *out_len);
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/b64.h"
 #include "base/cleanup.h"
 #include "base/strv.h"
 #include "rpc/server_internal.h"
@@ -54,7 +55,7 @@ void rpc_m_log(struct rpc_req *r)
 			break;
 		n += (size_t)g;
 	}
-	_cleanup_free_ char *b64 = buf ? rpc_b64_encode(buf, n) : NULL;
+	_cleanup_free_ char *b64 = buf ? ml_b64_encode(buf, n) : NULL;
 	if (!b64) {
 		rpc_reply_error(r, RPC_FILE_FAILED, "reading the log: out of memory");
 		return;
@@ -98,7 +99,7 @@ static void log_emit(struct log_stream *ls)
 	if (n <= 0)
 		return;
 	ls->off += n;
-	_cleanup_free_ char *b64 = rpc_b64_encode(buf, (size_t)n);
+	_cleanup_free_ char *b64 = ml_b64_encode(buf, (size_t)n);
 	if (b64)
 		rpc_notify(ls->req, "log_stream.data", json_pack("{s:s}", "data", b64), NULL, NULL);
 }
