@@ -216,51 +216,44 @@ static int64_t unix_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void netctl_on_event(void *arg, const struct mitm_event *ev)
+/* Appends one event to the bounded queue (full: counted as dropped); the first one queued
+ * wakes the reader. */
+static void event_push(struct net *n, const struct net_event *ev)
 {
-	struct net *n = arg;
-	struct net_event *out;
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&n->lock);
-	if (n->ev_count == NET_EVENTS_MAX) {
+	if (n->ev_count == NET_EVENTS_MAX)
 		n->ev_dropped++;
-		pthread_mutex_unlock(&n->lock);
-		return;
+	else {
+		n->evq[(n->ev_head + n->ev_count) % NET_EVENTS_MAX] = *ev;
+		if (n->ev_count++ == 0 && write(n->ev_fd, &one, sizeof(one)) < 0)
+			ml_warn("net: signalling an event: %s", strerror(errno));
 	}
-	out = &n->evq[(n->ev_head + n->ev_count) % NET_EVENTS_MAX];
-	*out = (struct net_event){ .unix_ms = unix_ms(), .dns = ev->dns, .blocked = ev->blocked,
-				   .dst = ev->dst, .qtype = ev->qtype };
-	snprintf(out->host, sizeof(out->host), "%s", ev->host ? ev->host : "");
-	snprintf(out->reason, sizeof(out->reason), "%s", ev->reason ? ev->reason : "");
-	if (n->ev_count++ == 0 && write(n->ev_fd, &one, sizeof(one)) < 0)
-		ml_warn("net: signalling an event: %s", strerror(errno));
 	pthread_mutex_unlock(&n->lock);
+}
+
+void netctl_on_event(void *arg, const struct mitm_event *ev)
+{
+	struct net_event out = { .unix_ms = unix_ms(), .dns = ev->dns, .blocked = ev->blocked,
+				 .dst = ev->dst, .qtype = ev->qtype };
+
+	snprintf(out.host, sizeof(out.host), "%s", ev->host ? ev->host : "");
+	snprintf(out.reason, sizeof(out.reason), "%s", ev->reason ? ev->reason : "");
+	event_push(arg, &out);
 }
 
 void netctl_on_http_event(void *arg, const struct mitm_http_event *ev)
 {
-	struct net *n = arg;
-	struct net_event *out;
-	uint64_t one = 1;
+	struct net_event out = { .unix_ms = ev->time_ms, .http = true, .blocked = ev->blocked,
+				 .status = ev->status, .request_bytes = ev->request_bytes,
+				 .response_bytes = ev->response_bytes, .duration_ms = ev->duration_ms };
 
-	pthread_mutex_lock(&n->lock);
-	if (n->ev_count == NET_EVENTS_MAX) {
-		n->ev_dropped++;
-		pthread_mutex_unlock(&n->lock);
-		return;
-	}
-	out = &n->evq[(n->ev_head + n->ev_count) % NET_EVENTS_MAX];
-	*out = (struct net_event){ .unix_ms = ev->time_ms, .http = true, .blocked = ev->blocked,
-				   .status = ev->status, .request_bytes = ev->request_bytes,
-				   .response_bytes = ev->response_bytes, .duration_ms = ev->duration_ms };
-	snprintf(out->host, sizeof(out->host), "%s", ev->host);
-	snprintf(out->reason, sizeof(out->reason), "%s", ev->reason);
-	snprintf(out->method, sizeof(out->method), "%s", ev->method);
-	snprintf(out->url, sizeof(out->url), "%s", ev->url);
-	if (n->ev_count++ == 0 && write(n->ev_fd, &one, sizeof(one)) < 0)
-		ml_warn("net: signalling an event: %s", strerror(errno));
-	pthread_mutex_unlock(&n->lock);
+	snprintf(out.host, sizeof(out.host), "%s", ev->host);
+	snprintf(out.reason, sizeof(out.reason), "%s", ev->reason);
+	snprintf(out.method, sizeof(out.method), "%s", ev->method);
+	snprintf(out.url, sizeof(out.url), "%s", ev->url);
+	event_push(arg, &out);
 }
 
 int net_events_fd(const struct net *n)
