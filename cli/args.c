@@ -254,7 +254,7 @@ void args_print_flags(const struct flag *flags)
 			printf(" (default %s)", f->defval);
 		printf("\n");
 	}
-	printf("  -h, --help                       help for this command\n");
+	printf("%-32s %s\n", "  -h, --help", "help for this command");
 }
 
 int args_parse_cmd(struct flag *flags, int argc, char **argv, struct strv *pos,

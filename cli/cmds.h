@@ -3,6 +3,7 @@
 #ifndef ML_CLI_CMDS_H
 #define ML_CLI_CMDS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -10,6 +11,15 @@
 
 /* The environment's settings, read once by main before any command runs. */
 const struct ml_settings *cli_settings(void);
+
+/* A subcommand: argv after its name. Names starting with '_' are hidden (not completed). */
+struct cli_command {
+	const char *name, *alias;
+	int (*fn)(int argc, char **argv, struct ml_err *e);
+};
+/* main.c's table of every subcommand, and the entry for a name or alias (NULL if none). */
+const struct cli_command *cli_commands(size_t *n);
+const struct cli_command *cli_command_find(const char *name);
 
 int cmd_run(int argc, char **argv, struct ml_err *e);
 int cmd_image(int argc, char **argv, struct ml_err *e);
@@ -30,6 +40,10 @@ int cmd_allow_list(int argc, char **argv, struct ml_err *e);
 int run_detach(int argc, char **argv, struct ml_err *e);
 int cmd_volume(int argc, char **argv, struct ml_err *e);
 int cmd_diagnose(int argc, char **argv, struct ml_err *e);
+/* `completion bash|zsh|fish` (completion.c) and the hidden `__complete WORD... CURRENT` the
+ * scripts call (complete.c): candidates for CURRENT, one per line. */
+int cmd_completion(int argc, char **argv, struct ml_err *e);
+int cmd_complete(int argc, char **argv, struct ml_err *e);
 /* The pull progress display (a struct oci_pull_opts progress callback) for a terminal. */
 void cli_pull_progress(void *arg, unsigned layer, unsigned layers, uint64_t done, uint64_t total);
 

@@ -22,10 +22,7 @@ static struct ml_settings settings;
 const struct ml_settings *cli_settings(void) { return &settings; }
 
 /* Every subcommand and its aliases; one line each (keeps merges of new commands trivial). */
-static const struct {
-	const char *name, *alias;
-	int (*fn)(int argc, char **argv, struct ml_err *e);
-} commands[] = {
+static const struct cli_command commands[] = {
 	{ "run", NULL, cmd_run },
 	{ "exec", NULL, cmd_exec },
 	{ "list", "ls", cmd_list },
@@ -43,9 +40,25 @@ static const struct {
 	{ "rpc", NULL, cmd_rpc },
 	{ "volume", NULL, cmd_volume },
 	{ "diagnose", NULL, cmd_diagnose },
+	{ "completion", NULL, cmd_completion },
+	{ "__complete", NULL, cmd_complete },
 };
 
-static const char *later_cmds[] = { "build", "setup", "completion", NULL };
+const struct cli_command *cli_commands(size_t *n)
+{
+	*n = sizeof(commands) / sizeof(commands[0]);
+	return commands;
+}
+
+const struct cli_command *cli_command_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(name, commands[i].name) || (commands[i].alias && !strcmp(name, commands[i].alias)))
+			return &commands[i];
+	return NULL;
+}
+
+static const char *later_cmds[] = { "build", "setup", NULL };
 
 static void root_help(void)
 {
@@ -69,6 +82,7 @@ static void root_help(void)
 	       "  volume        Manage named volumes\n"
 	       "  diagnose      Check this host\n"
 	       "  rpc           JSON-RPC server on stdio (for the SDKs)\n"
+	       "  completion    Generate the autocompletion script for the specified shell\n"
 	       "  version       Print the version\n"
 	       "  help          Help about any command\n\n"
 	       "Flags:\n  -h, --help      help for matchlock\n  -v, --version   version for matchlock\n\n"
@@ -84,9 +98,9 @@ static int dispatch(int argc, char **argv, struct ml_err *e)
 		return printf("matchlock version %s\n", ML_VERSION), 0;
 	if (!strcmp(cmd, "version"))
 		return printf("matchlock %s (commit: %s, built: %s)\n", ML_VERSION, ML_COMMIT, ML_BUILT), 0;
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(cmd, commands[i].name) || (commands[i].alias && !strcmp(cmd, commands[i].alias)))
-			return commands[i].fn(argc - 2, argv + 2, e);
+	const struct cli_command *c = cli_command_find(cmd);
+	if (c)
+		return c->fn(argc - 2, argv + 2, e);
 	for (const char **c = later_cmds; *c; c++)
 		if (!strcmp(cmd, *c))
 			return ml_err_set(e, -95, "matchlock %s is not supported yet", cmd);

@@ -27,7 +27,7 @@ fi
 
 # Build, run, and test dependencies. The test world (registry, DNS, debootstrap image, TLS
 # servers, the SDKs' runtimes) and the benchmarks' baselines are here too, so `make test` and
-# `make bench` need nothing else.
+# `make bench` need nothing else (zsh and fish: the completion scripts are tested in them).
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
  qemu-system-x86 libslirp-dev libglib2.0-dev libjansson-dev libgnutls28-dev libfuse3-dev
  libarchive-dev libcurl4-gnutls-dev libseccomp-dev libext2fs-dev libsqlite3-dev libzstd-dev
@@ -35,7 +35,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
  zlib1g-dev libcmocka-dev e2fsprogs kmod busybox-static iproute2 util-linux python3 cpio
  docker-registry skopeo umoci dnsmasq-base iperf3 hyperfine
  debootstrap openssl curl zstd podman uidmap git
- mitmproxy wrk nginx-light fio"
+ mitmproxy wrk nginx-light fio zsh fish"
 
 # Node.js for the TypeScript SDK's tests: Debian's, unless one is already installed (NodeSource's
 # nodejs bundles npm and conflicts with Debian's npm package).

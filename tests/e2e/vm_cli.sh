@@ -126,6 +126,10 @@ check_no_qemu_left "kill -9: the VM died with its owner"
 # --- prune, kill --all
 a=$(ml run --image $IMG -d -- sleep 600); b=$(ml run --image $IMG -d -- sleep 600)
 wait_exec "$a"; wait_exec "$b"
+out=$(ml __complete exec ""); check_contains "completion: exec offers the first id" "$a" "$out"
+check_contains "completion: exec offers the second id" "$b" "$out"
+check_eq "completion: ids by prefix" "$a" "$(ml __complete kill "$a")"
+check_eq "completion: no id after exec's id (the guest command)" "" "$(ml __complete exec "$a" "")"
 out=$(ml kill --all); check_eq "kill --all: both" 2 "$(echo "$out" | grep -c '^Killed vm-')"
 out=$(ml prune); check_contains "prune: each" "Pruned $a" "$out"; check_contains "prune: total" "Pruned 2 VMs" "$out"
 
