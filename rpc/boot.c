@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -245,12 +244,11 @@ static int start_network(struct sandbox *sb, struct ml_err *e)
 		return ml_err_set(e, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < o->n_publish; i++)
 		pub[i] = (struct net_publish){ o->publish[i].addr, o->publish[i].host_port, o->publish[i].guest_port };
-	/* The flow socket's directory lives in the VM's dir, where `gc` looks after a crash; a
-	 * state dir too long for a socket address falls back to a temp dir. */
+	/* The flow socket's directory is <VM dir>/net, where `gc` looks after a crash (with a state
+	 * dir too long for a socket address, a symlink there to a temp dir: slirpnet.h). */
 	_cleanup_free_ char *net_dir = NULL;
-	if (sb->state_dir && strlen(sb->state_dir) + sizeof("/net/flow.sock") <= sizeof(((struct sockaddr_un *)0)->sun_path) &&
-	    asprintf(&net_dir, "%s/net", sb->state_dir) < 0)
-		net_dir = NULL;
+	if (sb->state_dir && asprintf(&net_dir, "%s/net", sb->state_dir) < 0)
+		return ml_err_set(e, -ENOMEM, "out of memory");
 	struct net_opts no = {
 		.runtime_dir = net_dir,
 		.mtu = o->mtu, .dns = o->dns, .allow_hosts = o->allow_hosts,

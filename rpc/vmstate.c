@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,26 @@ static void clean_item(const char *dir, const char *file, const char *item, char
 	snprintf(items + l, n - l, "%s%s", l ? ", " : "", item);
 }
 
+/* <VM dir>/net is a symlink to slirpnet's temp dir when the state dir is too long for a
+ * socket address (slirpnet.h): removes that dir first, if it is one of this user's
+ * `slirpnet-*` dirs (the link itself goes as network_dir_remove). */
+static void clean_linked_net_dir(const char *dir)
+{
+	_cleanup_free_ char *p = NULL;
+	char target[PATH_MAX];
+	struct stat st;
+	if (asprintf(&p, "%s/net", dir) < 0)
+		return;
+	ssize_t n = readlink(p, target, sizeof(target) - 1);
+	if (n <= 0)
+		return;
+	target[n] = '\0';
+	const char *base = strrchr(target, '/');
+	if (base && !strncmp(base + 1, "slirpnet-", 9) && lstat(target, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    st.st_uid == getuid())
+		ml_rm_rf(target);
+}
+
 /* What a VM's owner leaves when it dies: all inside the VM's dir. Items in sorted order, as
  * upstream prints them. */
 static void clean_leftovers(const char *dir, char *items, size_t n)
@@ -222,6 +243,7 @@ static void clean_leftovers(const char *dir, char *items, size_t n)
 	clean_item(dir, "ctl.sock", "control_socket_remove", items, n);
 	clean_item(dir, "exec.sock", "exec_socket_remove", items, n);
 	clean_item(dir, "files.sock", "files_socket_remove", items, n);
+	clean_linked_net_dir(dir);
 	clean_item(dir, "net", "network_dir_remove", items, n);
 	clean_item(dir, "net.sock", "network_socket_remove", items, n);
 	/* an overlay mount's copy of a host tree (vfs/) */

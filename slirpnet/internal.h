@@ -91,6 +91,7 @@ struct slirpnet {
 	char dir[128];
 	char sock_path[160];
 	bool own_dir;
+	char *dir_link;        /* cfg.runtime_dir when it is a symlink to dir (too long a path) */
 	int listener;
 	struct nat_flow *flows;
 	uint32_t next_slot;

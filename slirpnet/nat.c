@@ -26,24 +26,48 @@
 #define SLOT_PORTS (65536 - SLOT_PORT_FIRST)
 #define SLOT_TRIES 64
 
-static int make_dir(struct slirpnet *sn, struct ml_err *e)
+static int make_temp_dir(struct slirpnet *sn, struct ml_err *e)
 {
 	const char *tmp = getenv("TMPDIR");
-
-	if (sn->cfg.runtime_dir) {
-		if (strlen(sn->cfg.runtime_dir) >= sizeof(sn->dir))
-			return ml_err_set(e, -ENAMETOOLONG, "slirpnet: runtime dir too long");
-		strcpy(sn->dir, sn->cfg.runtime_dir);
-		if (mkdir(sn->dir, 0700) < 0 && errno != EEXIST)
-			return ml_err_set(e, -errno, "slirpnet: mkdir %s", sn->dir);
-		sn->own_dir = true;
-		return 0;
-	}
 	if (!tmp || !*tmp || strlen(tmp) > 80)
 		tmp = "/tmp";
 	snprintf(sn->dir, sizeof(sn->dir), "%s/slirpnet-XXXXXX", tmp);
 	if (!mkdtemp(sn->dir))
 		return ml_err_set(e, -errno, "slirpnet: mkdtemp %s", sn->dir);
+	sn->own_dir = true;
+	return 0;
+}
+
+/* runtime_dir too long for the socket's address: a temp dir, and runtime_dir a symlink to it
+ * (left by a crash, gc follows that link; a symlink that exists already is refused). */
+static int make_linked_dir(struct slirpnet *sn, struct ml_err *e)
+{
+	int r = make_temp_dir(sn, e);
+	if (r < 0)
+		return r;
+	if (!(sn->dir_link = strdup(sn->cfg.runtime_dir)))
+		r = ml_err_set(e, -ENOMEM, "out of memory");
+	else if (symlink(sn->dir, sn->dir_link) < 0)
+		r = ml_err_set(e, -errno, "slirpnet: symlink %s", sn->dir_link);
+	if (r < 0) {
+		free(sn->dir_link);
+		sn->dir_link = NULL;
+		rmdir(sn->dir);
+		sn->own_dir = false;
+	}
+	return r;
+}
+
+static int make_dir(struct slirpnet *sn, struct ml_err *e)
+{
+	const char *rd = sn->cfg.runtime_dir;
+	if (!rd)
+		return make_temp_dir(sn, e);
+	if (strlen(rd) + sizeof("/flow.sock") > sizeof(((struct sockaddr_un *)0)->sun_path))
+		return make_linked_dir(sn, e);
+	strcpy(sn->dir, rd); /* fits: sun_path is shorter than dir */
+	if (mkdir(sn->dir, 0700) < 0 && errno != EEXIST)
+		return ml_err_set(e, -errno, "slirpnet: mkdir %s", sn->dir);
 	sn->own_dir = true;
 	return 0;
 }
@@ -93,6 +117,10 @@ void nat_close(struct slirpnet *sn)
 	sn->listener = -1;
 	if (sn->own_dir)
 		rmdir(sn->dir);
+	if (sn->dir_link)
+		unlink(sn->dir_link);
+	free(sn->dir_link);
+	sn->dir_link = NULL;
 }
 
 static bool in_vnet(const struct slirpnet *sn, uint32_t a)

@@ -51,9 +51,12 @@ struct slirpnet_config {
 	/* default 4 MiB: frames queued for the guest, in bytes (and at most 4096 of them); a
 	 * guest that does not drain its NIC loses the rest (counted), it cannot grow the queue */
 	size_t out_queue_bytes;
-	/* A private directory (mode 0700; with "/flow.sock" its path must fit a sockaddr_un) for
-	 * the flow listener socket, made if missing and removed (when empty) in slirpnet_free.
-	 * NULL: slirpnet makes one with mkdtemp under $TMPDIR or /tmp. */
+	/* A private directory (mode 0700) for the flow listener socket, made if missing and
+	 * removed (when empty) in slirpnet_free. When "<dir>/flow.sock" would not fit a
+	 * sockaddr_un, the socket goes into a `slirpnet-*` temp dir as below and runtime_dir is
+	 * made a symlink to it, so whoever cleans runtime_dir's parent after a crash still finds
+	 * it (matchlock gc: rpc/vmstate.c). NULL: slirpnet makes one with mkdtemp under $TMPDIR
+	 * or /tmp. */
 	const char *runtime_dir;
 
 	/* Policy for a new guest TCP connection to dst (an AF_INET sockaddr_in with the guest's

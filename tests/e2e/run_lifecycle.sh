@@ -47,6 +47,45 @@ check_eq "gc left no scratch disk" 0 "$left"
 out=$(ml gc); check_contains "gc again: nothing to clean" "no resources to clean" "$out"
 rm -rf "$ML_HOME"/.matchlock/vms/vm-*
 
+# A state path too long for the VM's sockets (a long $HOME): one clear line, nothing started.
+long=$T_TMP/home-$(printf 'l%.0s' $(seq 1 90))
+mkdir -p "$long" && chown "$ML_USER:$ML_USER" "$long" && chmod 0700 "$long"
+ML_ENV="HOME=$long" ml run --image $IMG -- true >/dev/null 2>"$T_TMP/e"; rc=$?
+check_eq "state path too long for a socket: exit 1" 1 "$rc"
+check_contains "state path too long for a socket: says so" "control socket path too long" "$(cat "$T_TMP/e")"
+check_one_line "state path too long for a socket: one line" "$T_TMP/e"
+rm -rf "$long"
+
+# A state path where the VM's sockets fit but <VM dir>/net/flow.sock does not (VM dir of 95
+# bytes): the flow socket lives in a `slirpnet-*` temp dir that <VM dir>/net links to. The
+# network works through it, a normal end removes both, and after a kill -9 `gc` follows the
+# link: nothing is left in $TMPDIR.
+base=$(mktemp -d /tmp/mlstate.XXXXXX)
+long=$base/$(printf 'l%.0s' $(seq 1 $((95 - 27 - ${#base} - 1))))
+mkdir -p "$long" && chown -R "$ML_USER:$ML_USER" "$base" && chmod 0700 "$base" "$long"
+lenv="HOME=$long TMPDIR=$T_TMP/tmpdir"
+python3 -m http.server --bind 127.0.0.1 0 --directory "$T_TMP/tmpdir" >"$T_TMP/http.log" 2>&1 &
+hpid=$!
+for _ in $(seq 1 40); do hport=$(ss -Hltnp 2>/dev/null | awk -v p="pid=$hpid," '$0 ~ p {sub(/.*:/, "", $4); print $4}'); [ -n "$hport" ] && break; sleep 0.25; done
+out=$(ML_ENV=$lenv ml run --image $IMG --allow-host 10.0.2.2 -- wget -q -O - "http://10.0.2.2:$hport/" 2>&1); rc=$?
+check_eq "flow socket via a link: a TCP flow works (exit 0)" 0 "$rc"
+check_contains "flow socket via a link: the host's reply came back (it lists the link's temp dir)" "slirpnet-" "$out"
+check_eq "flow socket via a link: a normal end leaves no temp dir" "" "$(ls -A "$T_TMP/tmpdir")"
+kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
+ML_ENV=$lenv ml_bg run --image $IMG -- sleep 600 >/dev/null 2>&1
+pid=$ML_PID
+for _ in $(seq 1 120); do grep -qs "agent hello" "$long"/.matchlock/vms/*/logs/vm.log && break; sleep 0.25; done
+vmd=$(ls -d "$long"/.matchlock/vms/vm-* 2>/dev/null | head -n 1)
+check_eq "flow socket via a link: the VM dir is 95 bytes" 95 "${#vmd}"
+check_contains "flow socket via a link: <VM dir>/net links to the temp dir" "$T_TMP/tmpdir/slirpnet-" "$(readlink "$vmd/net")"
+kill -KILL $pid; wait $pid 2>/dev/null
+out=$(ML_ENV=$lenv ml gc); rc=$?
+check_eq "flow socket via a link: gc exit 0" 0 "$rc"
+check_contains "flow socket via a link: gc removed the network's directory" "network_dir_remove" "$out"
+check_eq "flow socket via a link: nothing left in its TMPDIR" "" "$(ls -A "$T_TMP/tmpdir")"
+check_eq "flow socket via a link: the link is gone" "no" "$([ -L "$vmd/net" ] && echo yes || echo no)"
+rm -rf "$base"
+
 # A kernel panic in the guest ends the run with a clear error, quickly.
 s=$(date +%s)
 ml run --image $IMG --privileged -- sh -c 'echo c > /proc/sysrq-trigger; sleep 600' >/dev/null 2>"$T_TMP/e"; rc=$?

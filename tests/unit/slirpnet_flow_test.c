@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -420,6 +422,35 @@ static void abort_resets_the_guest_in_window_and_silences_slirp(void **state)
 	assert_int_equal(st.drops[SLIRPNET_DROP_OUT_NO_FLOW], 0);
 }
 
+/* A runtime dir too long for "<dir>/flow.sock" in a socket address (a long state path): the
+ * socket goes into a slirpnet-* temp dir and the runtime dir becomes a symlink to it, which is
+ * how `matchlock gc` finds it after a crash; slirpnet_free removes both. */
+static void a_long_runtime_dir_links_to_a_temp_dir(void **state)
+{
+	(void)state;
+	char base[] = "/tmp/slirpnet-test-XXXXXX", path[256], target[PATH_MAX], sock[PATH_MAX + 16];
+	struct stat st;
+	void *w = NULL;
+	assert_non_null(mkdtemp(base));
+	snprintf(path, sizeof(path), "%s/%0100d", base, 0);
+	world_runtime_dir = path;
+	setup(&w);
+	world_runtime_dir = NULL;
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	assert_true(n > 0);
+	target[n] = '\0';
+	assert_non_null(strstr(target, "/slirpnet-"));
+	snprintf(sock, sizeof(sock), "%s/flow.sock", target);
+	assert_int_equal(stat(sock, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	teardown(&w);
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(lstat(target, &st), -1);
+	assert_int_equal(rmdir(base), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +466,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lingering_entries_give_way_to_new_flows, setup_small_long_linger, teardown),
 		cmocka_unit_test_setup_teardown(two_hundred_concurrent_flows_stay_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(host_forward_reaches_the_guest_server, setup, teardown),
+		cmocka_unit_test(a_long_runtime_dir_links_to_a_temp_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -397,6 +397,7 @@ static void run_until(struct world *w, bool (*done)(struct world *), int max_ms)
 }
 
 static size_t world_out_queue_bytes;  /* 0 = slirpnet's default */
+static const char *world_runtime_dir; /* NULL = slirpnet's own temp dir */
 
 static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms, unsigned linger_ms)
 {
@@ -415,6 +416,7 @@ static int setup_with(void **state, unsigned max_flows, unsigned half_open_ms, u
 	assert_int_equal(getsockname(w->dns_fd, (struct sockaddr *)&a, &al), 0);
 	memcpy(cfg.guest_mac, gmac, 6);
 	cfg.out_queue_bytes = world_out_queue_bytes;
+	cfg.runtime_dir = world_runtime_dir;
 	cfg.dns[0] = a;
 	cfg.n_dns = 1;
 	cfg.arg = w;
