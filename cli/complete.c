@@ -222,34 +222,41 @@ static void print_commands(const char *cur)
 	print_matching("version", cur);
 }
 
+/* Reads the words typed before the current one: the command, its subcommand (whose help then
+ * replaces the command's), the positional words, skipping flags and their values. Returns
+ * false when the current word is nobody's to complete: after `--`, a flag's value, or an
+ * unknown command. */
+static bool scan_words(int n, char **words, const struct cli_command **cmd, struct help *h, char ***pos)
+{
+	bool value_next = false;
+	for (int i = 0; i < n; i++) {
+		const char *w = words[i];
+		if (value_next)
+			value_next = false;
+		else if (!strcmp(w, "--"))
+			return false; /* the guest's command follows */
+		else if (w[0] == '-' && w[1])
+			value_next = *cmd && takes_value(h, w);
+		else if (strv_append(pos, w) < 0)
+			return false;
+		else if (!*cmd && (!(*cmd = cli_command_find(w)) || load_help(*cmd, NULL, h) < 0))
+			return false;
+		else if (strv_len(*pos) == 2 && strv_contains(h->subs, w) && load_help(*cmd, w, h) < 0)
+			return false;
+	}
+	return !value_next;
+}
+
 int cmd_complete(int argc, char **argv, struct ml_err *e)
 {
 	(void)e;
-	if (argc < 1)
-		return 0;
-	const char *cur = argv[argc - 1];
 	const struct cli_command *cmd = NULL;
 	struct help h __attribute__((cleanup(help_clear))) = { 0 };
 	_cleanup_strv_ char **pos = NULL;
-	bool value_next = false;
-	for (int i = 0; i < argc - 1; i++) {
-		const char *w = argv[i];
-		if (value_next) {
-			value_next = false;
-		} else if (!strcmp(w, "--")) {
-			return 0; /* the guest's command follows: the shell's file names */
-		} else if (w[0] == '-' && w[1]) {
-			value_next = cmd && takes_value(&h, w);
-		} else if (strv_append(&pos, w) < 0) {
-			return 0;
-		} else if (!cmd) {
-			if (!(cmd = cli_command_find(w)) || load_help(cmd, NULL, &h) < 0)
-				return 0;
-		} else if (strv_len(pos) == 2 && strv_contains(h.subs, w) && load_help(cmd, w, &h) < 0) {
-			return 0;
-		}
-	}
-	if (value_next || strchr(cur, '='))
+	if (argc < 1 || !scan_words(argc - 1, argv, &cmd, &h, &pos))
+		return 0; /* nothing printed: the shell offers file names */
+	const char *cur = argv[argc - 1];
+	if (strchr(cur, '='))
 		return 0;
 	if (!cmd && cur[0] == '-')
 		return print_matching("--help", cur), print_matching("--version", cur), 0;
