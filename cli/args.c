@@ -238,17 +238,29 @@ int args_parse(struct flag *flags, int argc, char **argv, struct strv *pos, int 
 	return 0;
 }
 
+/* The value type --help shows after a flag's name (cobra's words); "" for a bool. */
+static const char *const type_names[] = {
+	[FLAG_BOOL] = "", [FLAG_STRING] = "string", [FLAG_STRING_ARRAY] = "stringArray",
+	[FLAG_STRING_LIST] = "strings", [FLAG_INT] = "int", [FLAG_FLOAT] = "float", [FLAG_DURATION] = "duration",
+};
+
+bool args_is_type_name(const char *s, size_t n)
+{
+	for (size_t i = 0; i < sizeof(type_names) / sizeof(type_names[0]); i++)
+		if (type_names[i][0] && strlen(type_names[i]) == n && !strncmp(s, type_names[i], n))
+			return true;
+	return false;
+}
+
 void args_print_flags(const struct flag *flags)
 {
 	for (const struct flag *f = flags; f->name; f++) {
 		char left[64];
-		const char *type = f->kind == FLAG_BOOL ? "" : f->kind == FLAG_INT ? " int"
-			: f->kind == FLAG_FLOAT ? " float" : f->kind == FLAG_DURATION ? " duration"
-			: f->kind == FLAG_STRING ? " string" : f->kind == FLAG_STRING_LIST ? " strings" : " stringArray";
+		const char *type = type_names[f->kind];
 		if (f->shorthand)
-			snprintf(left, sizeof(left), "  -%c, --%s%s", f->shorthand, f->name, type);
+			snprintf(left, sizeof(left), "  -%c, --%s%s%s", f->shorthand, f->name, *type ? " " : "", type);
 		else
-			snprintf(left, sizeof(left), "      --%s%s", f->name, type);
+			snprintf(left, sizeof(left), "      --%s%s%s", f->name, *type ? " " : "", type);
 		printf("%-32s %s", left, f->usage);
 		if (f->defval)
 			printf(" (default %s)", f->defval);

@@ -48,6 +48,8 @@ int args_parse(struct flag *flags, int argc, char **argv, struct strv *pos, int 
 int args_parse_cmd(struct flag *flags, int argc, char **argv, struct strv *pos,
 		   const char *help_text, struct ml_err *e);
 const struct flag *args_find(const struct flag *flags, const char *name);
+/* Is s[0..n) one of the value types --help shows after a flag (int, string, ...)? */
+bool args_is_type_name(const char *s, size_t n);
 void args_print_flags(const struct flag *flags);
 
 #endif

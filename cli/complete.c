@@ -18,6 +18,7 @@
 
 #include "base/cleanup.h"
 #include "base/strv.h"
+#include "cli/args.h"
 #include "cli/cmds.h"
 #include "rpc/vmstate.h"
 
@@ -65,15 +66,6 @@ static char *capture_help(const struct cli_command *c, const char *sub)
 	return text;
 }
 
-static bool is_type_word(const char *s, size_t n)
-{
-	static const char *types[] = { "int", "float", "duration", "string", "strings", "stringArray" };
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		if (strlen(types[i]) == n && !strncmp(s, types[i], n))
-			return true;
-	return false;
-}
-
 /* A "Flags:" line: `  -x, --name type   Usage` or `      --name   Usage` (cli/args.c). */
 static int parse_flag_line(struct help *h, const char *l)
 {
@@ -92,7 +84,7 @@ static int parse_flag_line(struct help *h, const char *l)
 	snprintf(name, sizeof(name), "%.*s", (int)n, l);
 	int r = strv_append(&h->flags, name);
 	const char *t = l + n;
-	if (r == 0 && t[0] == ' ' && t[1] != ' ' && is_type_word(t + 1, strcspn(t + 1, " "))) {
+	if (r == 0 && t[0] == ' ' && t[1] != ' ' && args_is_type_name(t + 1, strcspn(t + 1, " "))) {
 		r = strv_append(&h->value_flags, name);
 		if (r == 0 && shorthand[0])
 			r = strv_append(&h->value_flags, shorthand);
