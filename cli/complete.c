@@ -6,9 +6,11 @@
  * --help text (its "Flags:", "Available Commands:" and "Usage:" lines), captured in-process.
  * A new command, subcommand or flag therefore completes with no change to this file, and
  * completion cannot disagree with the help. Positional words complete where a usage line says
- * so: a literal word (`allow-list add`), a subcommand (`[command]`), or a sandbox id (`<id>`,
- * `[<id>]`, `[vm-id]`) from the state directory. Everything else (a flag's value, the guest
- * command after `--`) prints nothing, and the scripts fall back to the shell's file names. */
+ * so: a literal word (`allow-list add`), a subcommand (`[command]`), a sandbox id (`<id>`,
+ * `[<id>]`, `[vm-id]`) from the state directory, or an image (`<image>`, `<tag>`) from the image
+ * store, which is also what `--image`'s value completes to. Everything else (other flags'
+ * values, the guest command after `--`) prints nothing, and the scripts fall back to the
+ * shell's file names. Completing never creates anything: no store, no state directory. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,8 @@
 #include "base/strv.h"
 #include "cli/args.h"
 #include "cli/cmds.h"
+#include "oci/oci.h"
+#include "rpc/sandbox.h"
 #include "rpc/vmstate.h"
 
 #define HELP_MAX (64u << 10) /* a help text is a few KiB; more is not a help text */
@@ -155,6 +159,29 @@ static void print_ids(const char *cur)
 	vm_records_free(v, n);
 }
 
+/* The store's tags; nothing when the user has no store yet (a TAB must not create one). */
+static void print_images(const char *cur)
+{
+	_cleanup_free_ char *cache = ml_cache_dir();
+	_cleanup_free_ char *db = NULL;
+	if (!cache || asprintf(&db, "%s/images/metadata.db", cache) < 0 || access(db, F_OK) != 0)
+		return;
+	struct oci_store *s = NULL;
+	struct oci_image_row *rows = NULL;
+	size_t n = 0;
+	struct ml_err e = { 0 };
+	if (ml_store_open(&s, &e) == 0 && oci_list(s, &rows, &n, &e) == 0)
+		for (size_t i = 0; i < n; i++)
+			print_matching(rows[i].tag, cur);
+	oci_rows_free(rows, n);
+	oci_store_free(s);
+}
+
+static bool is_image_placeholder(const char *t)
+{
+	return !strcmp(t, "<image>") || !strcmp(t, "<tag>");
+}
+
 static bool is_id_placeholder(const char *t)
 {
 	return !strcmp(t, "<id>") || !strcmp(t, "[<id>]") || !strcmp(t, "[vm-id]") || !strcmp(t, "<id>...");
@@ -198,6 +225,8 @@ static void print_positional(const struct help *h, char **pos, size_t k, const c
 				print_matching(*s, cur);
 		else if (is_id_placeholder(t))
 			print_ids(cur);
+		else if (is_image_placeholder(t))
+			print_images(cur);
 		else if (t[0] != '<' && t[0] != '[')
 			print_matching(t, cur);
 	}
@@ -215,20 +244,21 @@ static void print_commands(const char *cur)
 }
 
 /* Reads the words typed before the current one: the command, its subcommand (whose help then
- * replaces the command's), the positional words, skipping flags and their values. Returns
- * false when the current word is nobody's to complete: after `--`, a flag's value, or an
- * unknown command. */
-static bool scan_words(int n, char **words, const struct cli_command **cmd, struct help *h, char ***pos)
+ * replaces the command's), the positional words, skipping flags and their values. *value_of
+ * is the flag whose value the current word is, if any. Returns false when the current word is
+ * nobody's to complete: after `--`, or after an unknown command. */
+static bool scan_words(int n, char **words, const struct cli_command **cmd, struct help *h, char ***pos,
+		       const char **value_of)
 {
-	bool value_next = false;
+	*value_of = NULL;
 	for (int i = 0; i < n; i++) {
 		const char *w = words[i];
-		if (value_next)
-			value_next = false;
+		if (*value_of)
+			*value_of = NULL;
 		else if (!strcmp(w, "--"))
 			return false; /* the guest's command follows */
 		else if (w[0] == '-' && w[1])
-			value_next = *cmd && takes_value(h, w);
+			*value_of = *cmd && takes_value(h, w) ? w : NULL;
 		else if (strv_append(pos, w) < 0)
 			return false;
 		else if (!*cmd && (!(*cmd = cli_command_find(w)) || load_help(*cmd, NULL, h) < 0))
@@ -236,7 +266,7 @@ static bool scan_words(int n, char **words, const struct cli_command **cmd, stru
 		else if (strv_len(*pos) == 2 && strv_contains(h->subs, w) && load_help(*cmd, w, h) < 0)
 			return false;
 	}
-	return !value_next;
+	return true;
 }
 
 int cmd_complete(int argc, char **argv, struct ml_err *e)
@@ -245,9 +275,14 @@ int cmd_complete(int argc, char **argv, struct ml_err *e)
 	const struct cli_command *cmd = NULL;
 	struct help h __attribute__((cleanup(help_clear))) = { 0 };
 	_cleanup_strv_ char **pos = NULL;
-	if (argc < 1 || !scan_words(argc - 1, argv, &cmd, &h, &pos))
+	const char *value_of = NULL;
+	if (argc < 1 || !scan_words(argc - 1, argv, &cmd, &h, &pos, &value_of))
 		return 0; /* nothing printed: the shell offers file names */
 	const char *cur = argv[argc - 1];
+	if (value_of && !strcmp(value_of, "--image"))
+		return print_images(cur), 0;
+	if (value_of)
+		return 0;
 	if (strchr(cur, '='))
 		return 0;
 	if (!cmd && cur[0] == '-')

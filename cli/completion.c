@@ -21,6 +21,9 @@ static const char bash_script[] =
 	"\t((${#words[@]} > 1)) || return 0\n"
 	"\tlocal IFS=$'\\n'\n"
 	"\tCOMPREPLY=($(\"${words[0]}\" __complete \"${words[@]:1}\" 2>/dev/null))\n"
+	"\t# readline replaces only what follows the last : of the word (an image tag's)\n"
+	"\tlocal cur=${words[-1]}\n"
+	"\t[[ $COMP_WORDBREAKS == *:* && $cur == *:* ]] && COMPREPLY=(\"${COMPREPLY[@]#\"${cur%:*}:\"}\")\n"
 	"}\n"
 	"complete -o default -F _matchlock matchlock\n";
 

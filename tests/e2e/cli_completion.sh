@@ -14,6 +14,11 @@ in_shell() {
 		XDG_CACHE_HOME="$ML_CACHE" ${ML_ENV:-} "$1" -c "$2" 2>&1
 }
 
+# A store of this file's own: image candidates must not see other files' images, and the first
+# checks need no store at all.
+ML_CACHE=$T_TMP/cache
+mkdir -p "$ML_CACHE" && chown "$ML_USER:$ML_USER" "$ML_CACHE"
+
 # --- the command itself
 out=$(ml completion); rc=$?
 check_eq "completion without a shell: help, exit 0" 0 "$rc"
@@ -77,6 +82,26 @@ if command -v fish >/dev/null; then
 	check_eq "fish: file names for a flag's value" "$T_TMP/fdir/sub/" "$(fc "matchlock run --image $T_TMP/fdir/s")"
 else
 	echo "# skip cli_completion: fish is not installed (scripts/setup.sh installs it): its checks were not run"
+fi
+
+# --- image names, from the store: --image's value and the <image>/<tag> words
+check_eq "no store: no candidate for --image (file names)" "" "$(bash_c 'matchlock run --image ')"
+check_eq "completing created no store" "" "$(ls -A "$ML_CACHE")"
+for t in test/alpha:1 test/beta:2; do
+	ml image import "$t" "$ML_PREFIX/lib/matchlock/images/default.tar" >/dev/null 2>"$T_TMP/err" ||
+		fail "image import $t: $(cat "$T_TMP/err")"
+done
+sorted() { tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//'; }
+check_eq "bash: --image's value, from the store" "test/alpha:1 test/beta:2" "$(bash_c 'matchlock run --image test/' | sorted)"
+check_eq "bash: a tag after its colon (readline replaces only that part)" "1" "$(bash_c 'matchlock run --image test/alpha:')"
+check_eq "bash: image rm <tag>" "test/beta:2" "$(bash_c 'matchlock image rm test/b')"
+check_eq "bash: pull <image>" "test/alpha:1" "$(bash_c 'matchlock pull test/a')"
+check_eq "bash: nothing for another flag's value" "" "$(bash_c 'matchlock run --cpus ')"
+if command -v zsh >/dev/null; then
+	check_eq "zsh: --image's value, whole tag" "test/alpha:1" "$(zc "matchlock run --image test/al")"
+fi
+if command -v fish >/dev/null; then
+	check_eq "fish: --image's value" "test/beta:2" "$(fc 'matchlock run --image test/b')"
 fi
 
 done_testing
