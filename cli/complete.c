@@ -159,6 +159,14 @@ static void print_ids(const char *cur)
 	vm_records_free(v, n);
 }
 
+static bool tag_listed_before(const struct oci_image_row *rows, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(rows[j].tag, rows[i].tag))
+			return true;
+	return false;
+}
+
 /* The store's tags; nothing when the user has no store yet (a TAB must not create one). */
 static void print_images(const char *cur)
 {
@@ -172,7 +180,8 @@ static void print_images(const char *cur)
 	struct ml_err e = { 0 };
 	if (ml_store_open(&s, &e) == 0 && oci_list(s, &rows, &n, &e) == 0)
 		for (size_t i = 0; i < n; i++)
-			print_matching(rows[i].tag, cur);
+			if (!tag_listed_before(rows, i)) /* a tag can be in both scopes */
+				print_matching(rows[i].tag, cur);
 	oci_rows_free(rows, n);
 	oci_store_free(s);
 }
