@@ -171,8 +171,7 @@ static bool tag_listed_before(const struct oci_image_row *rows, size_t i)
 static void print_images(const char *cur)
 {
 	_cleanup_free_ char *cache = ml_cache_dir();
-	_cleanup_free_ char *db = NULL;
-	if (!cache || asprintf(&db, "%s/images/metadata.db", cache) < 0 || access(db, F_OK) != 0)
+	if (!cache || !oci_store_exists(cache))
 		return;
 	struct oci_store *s = NULL;
 	struct oci_image_row *rows = NULL;

@@ -27,6 +27,8 @@ const struct oci_settings *oci_settings_get(void);
  * <cache_dir>/images. Safe for several processes at once. */
 int oci_store_open(const char *cache_dir, struct oci_store **out, struct ml_err *e);
 void oci_store_free(struct oci_store *s);
+/* Whether a store exists under cache_dir, without creating anything (shell completion). */
+bool oci_store_exists(const char *cache_dir);
 
 /* The parts of the image config that `run` honours. Arrays are NULL-terminated; a NULL array
  * means "not set" (different from an empty one for Entrypoint). */

@@ -87,6 +87,12 @@ int oci_store_open(const char *cache_dir, struct oci_store **out, struct ml_err 
 	return 0;
 }
 
+bool oci_store_exists(const char *cache_dir)
+{
+	_cleanup_free_ char *db = NULL;
+	return asprintf(&db, "%s/images/metadata.db", cache_dir) >= 0 && access(db, F_OK) == 0;
+}
+
 void oci_store_free(struct oci_store *s)
 {
 	if (!s)

@@ -16,8 +16,7 @@ in_shell() {
 
 # A store of this file's own: image candidates must not see other files' images, and the first
 # checks need no store at all.
-ML_CACHE=$T_TMP/cache
-mkdir -p "$ML_CACHE" && chown "$ML_USER:$ML_USER" "$ML_CACHE"
+private_cache cache
 
 # --- the command itself
 out=$(ml completion); rc=$?

@@ -55,6 +55,13 @@ as_user() {
 		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$ML_HOME" XDG_CACHE_HOME="$ML_CACHE" ${ML_ENV:-} "$@"
 }
 
+# private_cache NAME: point this file's matchlock at an image store of its own (counts,
+# listings and completions of the store must not see other test files' images).
+private_cache() {
+	ML_CACHE=$T_TMP/$1
+	mkdir -p "$ML_CACHE" && chown "$ML_USER:$ML_USER" "$ML_CACHE" && chmod 0700 "$ML_CACHE"
+}
+
 ok() { T_PASSES=$((T_PASSES + 1)); printf 'ok - %s: %s\n' "$T_NAME" "$1"; }
 fail() { T_FAILS=$((T_FAILS + 1)); printf 'not ok - %s: %s\n' "$T_NAME" "$1"; }
 

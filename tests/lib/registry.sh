@@ -177,13 +177,6 @@ reg_helper() {
 	return 1
 }
 
-# private_cache NAME: point this file's matchlock at a store of its own (counts and listings of
-# the store must not see other test files' pulls).
-private_cache() {
-	ML_CACHE=$T_TMP/$1
-	mkdir -p "$ML_CACHE" && chown "$ML_USER:$ML_USER" "$ML_CACHE" && chmod 0700 "$ML_CACHE"
-}
-
 # mkimage SCENARIO NAME: tests/lib/mkimage.py output as an OCI layout dir $T_TMP/img-NAME.
 mkimage() {
 	python3 "$REPO/tests/lib/mkimage.py" "$1" "$ML_PREFIX/lib/matchlock/images/default.tar" "$T_TMP/img-$2.tar" &&
